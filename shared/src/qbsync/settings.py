@@ -1,0 +1,228 @@
+"""The one settings tree of qbsync.
+
+Every process reads its configuration exactly once, in its composition root (``Settings()``), and passes the
+pieces down. Nothing else in the code base reads the environment.
+
+Environment variables use the prefix ``QBSYNC_`` and ``__`` between levels, e.g.
+``QBSYNC_KAFKA__BOOTSTRAP_SERVERS`` or ``QBSYNC_RUNTIME__RETRY_DELAYS_SECONDS='[0.5, 1]'``. The plain
+``KAFKA_BOOTSTRAP_SERVERS`` (the name tooling and testcontainers use) is honoured as well when the qbsync-specific
+variable is not set. Defaults are the embedded stack: everything on 127.0.0.1, SQLite files under ``var/``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qbsync.qbo.config import QboClientSettings
+
+__all__ = [
+    "SERVICE_NAMES",
+    "DatabaseSettings",
+    "EmbeddedSettings",
+    "HttpSettings",
+    "KafkaSettings",
+    "LoggingSettings",
+    "RuntimeSettings",
+    "ServiceName",
+    "Settings",
+    "TopicSettings",
+]
+
+ServiceName = Literal["customer-sync", "invoice-sync", "pull-sync", "token-manager"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("customer-sync", "invoice-sync", "pull-sync", "token-manager")
+
+#: Default HTTP port of each process on the embedded stack (health, metrics and, for some, an API).
+DEFAULT_HTTP_PORTS: dict[str, int] = {
+    "customer-sync": 8101,
+    "invoice-sync": 8102,
+    "pull-sync": 8103,
+    "token-manager": 8104,
+    "qbo-emulator": 8765,
+}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """How to reach the Kafka-protocol broker and how our clients behave on it."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id_prefix: str = "qbsync"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    #: The embedded broker (tansu) cannot do InitProducerId; real Kafka should run with True.
+    enable_idempotence: bool = False
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    #: Upper bound between two polls. Fetching never stops while handlers work, so this is not a handler budget.
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    #: Create missing topics at start-up with explicit partition counts (off where topics are managed by ops).
+    create_topics: bool = True
+    producer_linger_ms: int = Field(default=2, ge=0)
+
+
+class TopicSettings(_Section):
+    """Partition counts are explicit: keyed topics must never grow partitions later (it breaks key order)."""
+
+    #: Prepended to every topic name, e.g. "staging." — several environments (or test runs) share one cluster.
+    prefix: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
+
+    partitions: int = Field(default=6, ge=1, le=1024)
+    retry_partitions: int = Field(default=6, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+
+
+class DatabaseSettings(_Section):
+    """Each service owns its data: a SQLite file per service by default, a schema per service on PostgreSQL."""
+
+    #: SQLAlchemy async URL, e.g. ``postgresql+asyncpg://user:pass@host/qbsync``. Unset: a SQLite file per service.
+    url: SecretStr | None = None
+    #: Directory of the per-service SQLite files when ``url`` is unset.
+    data_dir: Path = Path("var/data")
+    #: PostgreSQL schema; unset means one schema per service named after it (``customer_sync``, ...).
+    schema_name: str | None = None
+    pool_size: int = Field(default=5, ge=1, le=100)
+    echo: bool = False
+    #: Run pending migrations at start-up (the embedded default); production may run ``qbsync db upgrade`` instead.
+    migrate_on_start: bool = True
+
+
+class RuntimeSettings(_Section):
+    """The consumer runtime: retry ladder, limits, concurrency and shutdown."""
+
+    #: Delays of the retry tiers; the ladder is attempt 1 now, then one attempt per tier, then the dead letter.
+    retry_delays_seconds: tuple[float, ...] = (30.0, 120.0)
+    #: A record larger than this is malformed (dead-lettered with the reason).
+    max_event_bytes: int = Field(default=1_048_576, ge=1_024)
+    #: Records of one partition processed at once (records of one entity always one after the other).
+    max_in_flight_per_partition: int = Field(default=16, ge=1, le=1_000)
+    #: Fetched-but-unprocessed records per partition before the partition is paused (back-pressure).
+    max_buffered_per_partition: int = Field(default=1_000, ge=10)
+    commit_interval_ms: int = Field(default=200, ge=10)
+    #: A handler running longer than this is cancelled and treated as a transient failure.
+    handler_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: On shutdown or partition revocation, how long in-flight records may take to finish.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    #: Back-off bounds when recording an outcome fails (database or broker down): retried in place, never skipped.
+    outcome_retry_initial_seconds: float = Field(default=0.2, gt=0)
+    outcome_retry_max_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("retry_delays_seconds")
+    @classmethod
+    def _positive_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("at least one retry tier is required")
+        if any(d < 0 for d in value):
+            raise ValueError("retry delays must be >= 0")
+        return value
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays_seconds) + 1
+
+
+class HttpSettings(_Section):
+    """The HTTP listener of a process (/health, /metrics and any API it serves)."""
+
+    host: str = "127.0.0.1"
+    #: Unset: the process's default port (see ``DEFAULT_HTTP_PORTS``); 0 picks a free port.
+    port: int | None = Field(default=None, ge=0, le=65_535)
+    #: Refuse to bind a non-loopback address unless this is set (production containers set it).
+    allow_public_bind: bool = False
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> Self:
+        if not self.allow_public_bind and not _is_loopback(self.host):
+            raise ValueError(
+                f"http.host={self.host!r} is not a loopback address; set QBSYNC_HTTP__ALLOW_PUBLIC_BIND=true "
+                "to bind it on purpose"
+            )
+        return self
+
+    def port_for(self, process: str) -> int:
+        return DEFAULT_HTTP_PORTS[process] if self.port is None else self.port
+
+
+class EmbeddedSettings(_Section):
+    """The embedded stack started by ``qbsync up`` (broker, emulator, services on 127.0.0.1)."""
+
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(default=19092, ge=1, le=65_535)
+    emulator_port: int = Field(default=DEFAULT_HTTP_PORTS["qbo-emulator"], ge=1, le=65_535)
+    log_dir: Path = Path("var/log")
+    #: Seconds to wait for every process to answer /health.
+    start_timeout_seconds: float = Field(default=60.0, gt=0)
+    stop_timeout_seconds: float = Field(default=25.0, gt=0)
+
+    @field_validator("broker_host")
+    @classmethod
+    def _broker_on_loopback(cls, value: str) -> str:
+        if not _is_loopback(value):
+            raise ValueError("the embedded broker only ever binds a loopback address")
+        return value
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """Root of the settings tree. Construct once per process (``Settings()``) and pass down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QBSYNC_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    http: HttpSettings = HttpSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    logging: LoggingSettings = LoggingSettings()
+    qbo: QboClientSettings = QboClientSettings()
+
+    #: ``KAFKA_BOOTSTRAP_SERVERS`` without the prefix; applied when ``QBSYNC_KAFKA__BOOTSTRAP_SERVERS`` is unset.
+    kafka_bootstrap_servers_fallback: Annotated[
+        str | None,
+        Field(default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS"), exclude=True, repr=False),
+    ]
+
+    @model_validator(mode="after")
+    def _apply_plain_kafka_variable(self) -> Self:
+        fallback = self.kafka_bootstrap_servers_fallback
+        if fallback and "bootstrap_servers" not in self.kafka.model_fields_set:
+            object.__setattr__(self, "kafka", self.kafka.model_copy(update={"bootstrap_servers": fallback}))
+        return self
