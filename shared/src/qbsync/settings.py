@@ -166,8 +166,8 @@ class HttpSettings(_Section):
             )
         return self
 
-    def port_for(self, process: str) -> int:
-        return DEFAULT_HTTP_PORTS[process] if self.port is None else self.port
+    def port_for(self, process: str, *, offset: int = 0) -> int:
+        return DEFAULT_HTTP_PORTS[process] + offset if self.port is None else self.port
 
 
 class EmbeddedSettings(_Section):
@@ -176,6 +176,8 @@ class EmbeddedSettings(_Section):
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=19092, ge=1, le=65_535)
     emulator_port: int = Field(default=DEFAULT_HTTP_PORTS["qbo-emulator"], ge=1, le=65_535)
+    #: Added to every default port of the stack (broker, emulator, services) to run a second stack beside the first.
+    port_offset: int = Field(default=0, ge=0, le=40_000)
     log_dir: Path = Path("var/log")
     #: Seconds to wait for every process to answer /health.
     start_timeout_seconds: float = Field(default=60.0, gt=0)

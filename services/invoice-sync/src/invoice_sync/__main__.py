@@ -1,2 +1,12 @@
+"""``invoice-sync`` console entry point."""
+
+from invoice_sync.app import definition
+from qbsync.service import serve
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    serve(definition)
+
+
+if __name__ == "__main__":
+    main()

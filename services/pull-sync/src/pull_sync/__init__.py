@@ -1,1 +1,1 @@
-"""placeholder"""
+"""qbsync pull-sync: Items, payment status and tax rates from QuickBooks -> Batchly (scheduled, on demand, webhooks)."""

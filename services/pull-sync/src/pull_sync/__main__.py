@@ -1,2 +1,12 @@
+"""``pull-sync`` console entry point."""
+
+from pull_sync.app import definition
+from qbsync.service import serve
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    serve(definition)
+
+
+if __name__ == "__main__":
+    main()

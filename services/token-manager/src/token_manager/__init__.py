@@ -1,1 +1,1 @@
-"""placeholder"""
+"""qbsync token-manager: QuickBooks connections: OAuth connect flow, encrypted tokens, single-flight refresh."""

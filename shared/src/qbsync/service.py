@@ -1,0 +1,184 @@
+"""The shell every qbsync service runs in: composition, start-up order, health, signals, graceful shutdown.
+
+A service provides a :class:`ServiceDefinition` whose ``build`` function registers handlers and creates its own
+resources (QBO client, token provider, scheduler, ...). ``run_service`` then does the rest, in this order:
+logging -> database + migrations -> topics -> publisher -> service resources -> consumer runtime -> HTTP.
+Shutdown runs in reverse on SIGTERM / SIGINT: stop taking records, finish in-flight ones, commit, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from qbsync.observability.http import HealthCheck, HttpServer, build_app
+from qbsync.observability.logging import configure_logging, register_secret
+from qbsync.persistence import RUNTIME_BRANCH, Database, upgrade
+from qbsync.runtime import ConsumerRuntime, HandlerRegistry, Publisher, ensure_topics
+from qbsync.settings import Settings
+from qbsync.topics import all_topic_specs
+
+__all__ = ["ServiceContext", "ServiceDefinition", "ServiceParts", "run_service", "serve"]
+
+log = logging.getLogger("qbsync.service")
+
+
+@dataclass
+class ServiceContext:
+    """What a service's ``build`` function receives."""
+
+    name: str
+    settings: Settings
+    db: Database
+    publisher: Publisher
+    registry: HandlerRegistry
+
+
+@dataclass
+class ServiceParts:
+    """What a service's ``build`` function returns."""
+
+    resources: Any = None
+    routes: Sequence[BaseRoute] = ()
+    checks: dict[str, HealthCheck] = field(default_factory=dict)
+    #: Long-running tasks (scheduler, token refresher, ...) started after the runtime and cancelled at shutdown.
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    #: Called at shutdown, in reverse order.
+    closers: Sequence[Callable[[], Awaitable[None]]] = ()
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    build: Callable[[ServiceContext], Awaitable[ServiceParts]]
+    #: Migration branches this service's database needs (the runtime's plus its own).
+    migration_branches: tuple[str, ...] = (RUNTIME_BRANCH,)
+    #: Sync services track QBO connections (park / resume); token-manager does not.
+    track_connections: bool = True
+
+
+async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT (exit code 0) or until the runtime fails (exit code 1)."""
+    name = definition.name
+    configure_logging(name, level=settings.logging.level, fmt=settings.logging.format)
+    _register_secrets(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    db = await Database.open(name, settings.database)
+    publisher = Publisher(settings.kafka, client_id=name, topic_prefix=settings.topics.prefix)
+    closers: list[Callable[[], Awaitable[None]]] = [db.close]
+    background: list[asyncio.Task[None]] = []
+    runtime: ConsumerRuntime | None = None
+    http: HttpServer | None = None
+    exit_code = 0
+    try:
+        if settings.database.migrate_on_start:
+            await upgrade(db, definition.migration_branches)
+        if settings.kafka.create_topics:
+            await ensure_topics(settings.kafka, settings.topics, platform_topics(settings), client_id=name)
+        await publisher.start()
+        closers.append(publisher.stop)
+        registry = HandlerRegistry()
+        parts = await definition.build(ServiceContext(name, settings, db, publisher, registry))
+        closers.extend(parts.closers)
+        runtime = ConsumerRuntime(
+            service=name,
+            registry=registry,
+            db=db,
+            publisher=publisher,
+            kafka=settings.kafka,
+            settings=settings.runtime,
+            resources=parts.resources,
+            track_connections=definition.track_connections,
+        )
+        await runtime.start()
+        background = [asyncio.create_task(job(), name=f"{name} background") for job in parts.background]
+        checks = {"database": _database_check(db), "consumer": _consumer_check(runtime), **parts.checks}
+        http = HttpServer(
+            build_app(name, checks, routes=parts.routes),
+            host=settings.http.host,
+            port=settings.http.port_for(name),
+        )
+        await http.start()
+        log.info("%s ready: http://%s:%d/health", name, settings.http.host, http.port)
+        failed = asyncio.create_task(runtime.wait())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({failed, stopped, *background}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (failed, stopped):
+            task.cancel()
+        if runtime.failure is not None:
+            log.critical("%s: the consumer failed (%s); exiting so the supervisor restarts it", name, runtime.failure)
+            exit_code = 1
+        for task in background:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.critical("%s: background task failed: %s", name, task.exception())
+                exit_code = 1
+        log.info("%s stopping", name)
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if runtime is not None:
+            await runtime.stop()
+        if http is not None:
+            await http.stop()
+        for close in reversed(closers):
+            try:
+                await close()
+            except Exception as exc:  # keep closing the rest
+                log.warning("%s: error while closing: %s", name, exc)
+    log.info("%s stopped", name)
+    return exit_code
+
+
+def platform_topics(settings: Settings) -> list[Any]:
+    from qbsync.settings import SERVICE_NAMES
+
+    return all_topic_specs(
+        SERVICE_NAMES,
+        tiers=len(settings.runtime.retry_delays_seconds),
+        partitions=settings.topics.partitions,
+        retry_partitions=settings.topics.retry_partitions,
+    )
+
+
+def serve(definition: ServiceDefinition) -> None:
+    """Console entry point: read settings once, run, exit with the service's code."""
+    settings = Settings()
+    raise SystemExit(asyncio.run(run_service(definition, settings)))
+
+
+def _register_secrets(settings: Settings) -> None:
+    register_secret(settings.kafka.sasl_password.get_secret_value() if settings.kafka.sasl_password else None)
+    if settings.database.url is not None:
+        url = settings.database.url.get_secret_value()
+        with contextlib.suppress(Exception):
+            from sqlalchemy.engine import make_url
+
+            register_secret(make_url(url).password)
+
+
+def _database_check(db: Database) -> HealthCheck:
+    async def check() -> tuple[bool, Any]:
+        await db.ping()
+        return True, "sqlite" if db.is_sqlite else f"postgresql schema {db.schema}"
+
+    return check
+
+
+def _consumer_check(runtime: ConsumerRuntime) -> HealthCheck:
+    async def check() -> tuple[bool, Any]:
+        ok = runtime.running and runtime.failure is None
+        return ok, {"running": runtime.running, "assigned_partitions": len(runtime.assigned), "group": runtime.group}
+
+    return check
