@@ -87,9 +87,8 @@ class Stack:
                 log_path=self.log_dir / "broker.log",
             )
             bootstrap = self.broker.start()
-            self.echo(
-                f"broker      tansu (embedded) on {bootstrap}  pid {self.broker.process.pid if self.broker.process else '?'}"
-            )
+            pid = self.broker.process.pid if self.broker.process else "?"
+            self.echo(f"broker      tansu (embedded) on {bootstrap}  pid {pid}")
         else:
             self.echo(f"broker      external Kafka at {bootstrap}")
         created = asyncio.run(
