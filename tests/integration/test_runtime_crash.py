@@ -16,7 +16,7 @@ from tests.integration.harness import Kafka, customer_created, open_database, se
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS
 
-pytestmark = [pytest.mark.kafka, pytest.mark.asyncio, pytest.mark.e2e]
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 

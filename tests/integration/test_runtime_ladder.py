@@ -23,7 +23,7 @@ from qbsync.runtime import Completed, HandlerContext, HandlerRegistry, Permanent
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic, retry_topic
 
-pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]
+pytestmark = [pytest.mark.kafka]
 
 SERVICE = "ladder-test"
 

@@ -27,7 +27,7 @@ from qbsync.runtime.kafka import record_for
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic, retry_topic
 
-pytestmark = [pytest.mark.kafka, pytest.mark.asyncio]
+pytestmark = [pytest.mark.kafka]
 
 
 def _tier_record_headers(event: CustomerCreated, due: datetime) -> list[tuple[str, bytes | None]]:
