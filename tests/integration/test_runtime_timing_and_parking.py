@@ -105,7 +105,9 @@ async def test_a_record_due_later_is_not_handled_early_and_does_not_block_other_
 
             await wait_for(lambda: late.event_id in handled and behind.event_id in handled, timeout=20)
             assert handled[late.event_id] >= due, "never before its due time"
-            assert handled[behind.event_id] >= handled[late.event_id]
+            # the record behind it was due long ago, but nothing behind a waiting head starts before the head is due
+            # (once the head is due both may run concurrently: they are different entities)
+            assert handled[behind.event_id] >= due
 
 
 async def test_lost_connection_parks_work_and_reconnect_resumes_it_without_dead_letters(
