@@ -112,21 +112,17 @@ def topics_create() -> None:
 def db_upgrade(
     service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICE_NAMES)}")],
 ) -> None:
-    """Run the migrations of SERVICE's database (what services otherwise do at start-up)."""
+    """Run the migrations of SERVICE's database (what services otherwise do at start-up): `<service> migrate`."""
+    import subprocess
+    import sys
+
     if service not in SERVICE_NAMES:
         err.print(f"unknown service {service!r}; expected one of {', '.join(SERVICE_NAMES)}")
         raise typer.Exit(2)
-    from qbsync.persistence import Database, upgrade
-
-    async def run() -> None:
-        settings = Settings()
-        db = await Database.open(service, settings.database)
-        try:
-            await upgrade(db)
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+    module = service.replace("-", "_")
+    code = subprocess.call([sys.executable, "-m", module, "migrate"])  # noqa: S603 - our own module
+    if code:
+        raise typer.Exit(code)
     console.print(f"{service}: database at head")
 
 

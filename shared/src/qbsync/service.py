@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.routing import BaseRoute
@@ -60,6 +62,8 @@ class ServiceDefinition:
     build: Callable[[ServiceContext], Awaitable[ServiceParts]]
     #: Migration branches this service's database needs (the runtime's plus its own).
     migration_branches: tuple[str, ...] = (RUNTIME_BRANCH,)
+    #: Directories holding this service's own Alembic versions (its branch).
+    migration_locations: tuple[Path, ...] = ()
     #: Sync services track QBO connections (park / resume); token-manager does not.
     track_connections: bool = True
 
@@ -83,7 +87,7 @@ async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
     exit_code = 0
     try:
         if settings.database.migrate_on_start:
-            await upgrade(db, definition.migration_branches)
+            await upgrade(db, definition.migration_branches, version_locations=definition.migration_locations)
         if settings.kafka.create_topics:
             await ensure_topics(settings.kafka, settings.topics, platform_topics(settings), client_id=name)
         await publisher.start()
@@ -152,10 +156,26 @@ def platform_topics(settings: Settings) -> list[Any]:
     )
 
 
-def serve(definition: ServiceDefinition) -> None:
-    """Console entry point: read settings once, run, exit with the service's code."""
+def serve(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+    """Console entry point: ``<service>`` runs it; ``<service> migrate`` only runs its database migrations."""
+    args = list(sys.argv[1:] if argv is None else argv)
     settings = Settings()
+    if args == ["migrate"]:
+        raise SystemExit(asyncio.run(migrate_only(definition, settings)))
+    if args:
+        raise SystemExit(f"usage: {definition.name} [migrate]")
     raise SystemExit(asyncio.run(run_service(definition, settings)))
+
+
+async def migrate_only(definition: ServiceDefinition, settings: Settings) -> int:
+    configure_logging(definition.name, level=settings.logging.level, fmt=settings.logging.format)
+    db = await Database.open(definition.name, settings.database)
+    try:
+        await upgrade(db, definition.migration_branches, version_locations=definition.migration_locations)
+    finally:
+        await db.close()
+    log.info("%s: database at head", definition.name)
+    return 0
 
 
 def _register_secrets(settings: Settings) -> None:

@@ -30,6 +30,7 @@ from qbsync.qbo.config import QboClientSettings
 
 __all__ = [
     "SERVICE_NAMES",
+    "TokenManagerSettings",
     "DatabaseSettings",
     "EmbeddedSettings",
     "HttpSettings",
@@ -191,6 +192,41 @@ class EmbeddedSettings(_Section):
         return value
 
 
+class TokenManagerSettings(_Section):
+    """token-manager (the only component that talks to Intuit OAuth) and how other services reach it.
+
+    The defaults are the development ones (emulator, a dev OAuth app, a dev service credential). With
+    ``QBSYNC_ENVIRONMENT=production`` token-manager refuses to start on any of them and without an encryption key.
+    """
+
+    #: Where the sync services reach token-manager's API.
+    url: str = "http://127.0.0.1:8104"
+    #: Credential the sync services present (``Authorization: Bearer``) to get access tokens.
+    service_token: SecretStr = SecretStr("qbsync-dev-service-token")
+    #: Intuit environment of the OAuth app: its discovery document and API base.
+    oauth_environment: Literal["production", "sandbox", "emulator"] = "emulator"
+    client_id: str = "qbsync-dev-client"
+    client_secret: SecretStr = SecretStr("qbsync-dev-secret")
+    #: The redirect URI registered with the OAuth app (token-manager's callback).
+    redirect_uri: str = "http://127.0.0.1:8104/oauth/callback"
+    scopes: tuple[str, ...] = ("com.intuit.quickbooks.accounting",)
+    #: Override of the OpenID discovery document URL (default: Intuit's for production/sandbox, the emulator's).
+    discovery_url: str | None = None
+    #: Fernet keys (urlsafe base64, 32 bytes): the first encrypts, all decrypt (key rotation).
+    encryption_keys: tuple[SecretStr, ...] = ()
+    #: A file with one Fernet key per line (first = current), e.g. a mounted secret.
+    encryption_key_file: Path | None = None
+    #: Lifetime of the signed, single-use OAuth ``state``.
+    state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    #: Refresh proactively when the access token expires within this many seconds.
+    refresh_margin_seconds: int = Field(default=300, ge=10)
+    refresh_check_interval_seconds: float = Field(default=30.0, gt=0)
+    #: Sync services cache a token until this many seconds before it expires.
+    client_cache_margin_seconds: int = Field(default=120, ge=0)
+    #: Warn (metric + status) when a refresh token expires within this many days.
+    refresh_token_warning_days: int = Field(default=30, ge=1)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -215,6 +251,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     logging: LoggingSettings = LoggingSettings()
     qbo: QboClientSettings = QboClientSettings()
+    token_manager: TokenManagerSettings = TokenManagerSettings()
 
     #: ``KAFKA_BOOTSTRAP_SERVERS`` without the prefix; applied when ``QBSYNC_KAFKA__BOOTSTRAP_SERVERS`` is unset.
     kafka_bootstrap_servers_fallback: Annotated[
