@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -130,7 +131,7 @@ class Kafka:
             value,
             key=key,
             headers=list(headers),
-            partition=partition,  # type: ignore[arg-type]
+            partition=partition,
         )
 
     async def publish(self, *events: Any, partition: int | None = None) -> None:
@@ -253,9 +254,15 @@ class RuntimeUnderTest:
             return list((await conn.execute(select(effects))).all())
 
 
-async def open_database(service: str, settings: DatabaseSettings) -> Database:
+async def open_database(
+    service: str,
+    settings: DatabaseSettings,
+    *,
+    branches: Sequence[str] = ("runtime",),
+    locations: Sequence[Path] = (),
+) -> Database:
     db = await Database.open(service, settings)
-    await upgrade(db)
+    await upgrade(db, branches, version_locations=locations)
     async with db.transaction() as conn:
         await conn.run_sync(effects_metadata.create_all)
     return db
@@ -266,17 +273,24 @@ async def running_runtime(
     *,
     service: str,
     topics: Sequence[str],
-    registry: HandlerRegistry,
     kafka: KafkaSettings,
     topic_settings: TopicSettings,
     database: DatabaseSettings,
+    registry: HandlerRegistry | None = None,
+    registry_factory: Callable[[Publisher], HandlerRegistry] | None = None,
     runtime_settings: RuntimeSettings = FAST_RUNTIME,
     wait_assigned: int | None = None,
+    migration_branches: Sequence[str] = ("runtime",),
+    migration_locations: Sequence[Path] = (),
     **options: Any,
 ) -> AsyncIterator[RuntimeUnderTest]:
-    db = await open_database(service, database)
+    """Run a consumer runtime in-process; pass a ready ``registry`` or a ``registry_factory(publisher)``."""
+    db = await open_database(service, database, branches=migration_branches, locations=migration_locations)
     publisher = Publisher(kafka, client_id=service, topic_prefix=topic_settings.prefix)
     await publisher.start()
+    if registry is None:
+        assert registry_factory is not None, "pass registry or registry_factory"
+        registry = registry_factory(publisher)
     runtime = ConsumerRuntime(
         service=service,
         registry=registry,

@@ -15,15 +15,18 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from starlette.routing import BaseRoute
 
+from qbsync.contracts.batchly import OrganizationUpserted
 from qbsync.observability.http import HealthCheck, HttpServer, build_app
 from qbsync.observability.logging import configure_logging, register_secret
 from qbsync.persistence import RUNTIME_BRANCH, Database, upgrade
-from qbsync.runtime import ConsumerRuntime, HandlerRegistry, Publisher, ensure_topics
+from qbsync.persistence.organizations import upsert_organization
+from qbsync.runtime import ConsumerRuntime, HandlerContext, HandlerRegistry, Publisher, Recorded, ensure_topics
 from qbsync.settings import Settings
 from qbsync.topics import all_topic_specs
 
@@ -95,6 +98,8 @@ async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
         registry = HandlerRegistry()
         parts = await definition.build(ServiceContext(name, settings, db, publisher, registry))
         closers.extend(parts.closers)
+        if registry.get(OrganizationUpserted.EVENT_TYPE) is None:
+            registry.register(OrganizationUpserted, _remember_organization, needs_connection=False)
         runtime = ConsumerRuntime(
             service=name,
             registry=registry,
@@ -143,6 +148,15 @@ async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
                 log.warning("%s: error while closing: %s", name, exc)
     log.info("%s stopped", name)
     return exit_code
+
+
+async def _remember_organization(_ctx: HandlerContext, event: OrganizationUpserted) -> Recorded:
+    """Every service keeps each organization's settings (time zone, update mode, gap policy)."""
+
+    async def persist(conn: Any) -> None:
+        await upsert_organization(conn, event.payload, version=event.entity_version, now=datetime.now(UTC))
+
+    return Recorded(persist=persist)
 
 
 def platform_topics(settings: Settings) -> list[Any]:

@@ -1,44 +1,32 @@
-"""Composition root of customer-sync: settings -> resources -> handlers (the shell is qbsync.service)."""
+"""Composition root of customer-sync: settings -> QBO client (tokens from token-manager) -> use cases -> handlers."""
 
 from __future__ import annotations
 
-from qbsync.contracts.batchly import (
-    CustomerCreated,
-    CustomerUpdated,
-    FlushCustomerUpdatesRequested,
-    OrganizationUpserted,
-    SyncAllCustomersRequested,
-    SyncCustomerRequested,
-)
-from qbsync.runtime import HandlerContext, Ignored, Recorded
+from qbsync.tokens import TokenManagerClient
+
+from customer_sync import handlers, store
+from customer_sync.sync import CustomerSync
+from qbsync.persistence import RUNTIME_BRANCH
+from qbsync.qbo import QboClient, TokenProvider
 from qbsync.service import ServiceContext, ServiceDefinition, ServiceParts
 
-__all__ = ["definition"]
+__all__ = ["build", "definition"]
 
 
-async def build(ctx: ServiceContext) -> ServiceParts:
-    async def organization(_ctx: HandlerContext, _event: OrganizationUpserted) -> Recorded:
-        return Recorded()
-
-    ctx.registry.register(OrganizationUpserted, organization, needs_connection=False)
-
-    # Until #5 lands this service records every event it owns as "ignored" with a reason, through the real
-    # runtime path (ledger, idempotency, results), so nothing is silently dropped and Batchly shows "not synced".
-    not_yet = Ignored(reason="customer-sync does not sync this event type yet (issue #5)", code="not_implemented")
-
-    async def pending(_ctx: HandlerContext, _event: object) -> Ignored:
-        return not_yet
-
-    for event_type in (
-        CustomerCreated,
-        CustomerUpdated,
-        SyncCustomerRequested,
-        SyncAllCustomersRequested,
-        FlushCustomerUpdatesRequested,
-    ):
-        ctx.registry.register(event_type, pending)
-
-    return ServiceParts()
+async def build(ctx: ServiceContext, token_provider: TokenProvider | None = None) -> ServiceParts:
+    tokens = token_provider or TokenManagerClient(ctx.settings.token_manager)
+    qbo = QboClient(ctx.settings.qbo, tokens)
+    sync = CustomerSync(qbo, ctx.publisher, service=ctx.name, runtime=ctx.settings.runtime)
+    handlers.register(ctx.registry, sync)
+    closers = [qbo.aclose]
+    if isinstance(tokens, TokenManagerClient):
+        closers.append(tokens.aclose)
+    return ServiceParts(resources=sync, closers=closers)
 
 
-definition = ServiceDefinition(name="customer-sync", build=build, track_connections=True)
+definition = ServiceDefinition(
+    name="customer-sync",
+    build=build,
+    migration_branches=(RUNTIME_BRANCH, "customer_sync"),
+    migration_locations=(store.MIGRATIONS,),
+)

@@ -7,24 +7,19 @@ from qbsync.contracts.batchly import (
     InvoiceCreated,
     InvoiceUpdated,
     InvoiceVoided,
-    OrganizationUpserted,
     PaymentRecorded,
     RefundIssued,
     SalesOrderCreated,
     SyncAllUnsentInvoicesRequested,
     SyncInvoiceRequested,
 )
-from qbsync.runtime import HandlerContext, Ignored, Recorded
+from qbsync.runtime import HandlerContext, Ignored
 from qbsync.service import ServiceContext, ServiceDefinition, ServiceParts
 
 __all__ = ["definition"]
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
-    async def organization(_ctx: HandlerContext, _event: OrganizationUpserted) -> Recorded:
-        return Recorded()
-
-    ctx.registry.register(OrganizationUpserted, organization, needs_connection=False)
 
     async def sales_order(_ctx: HandlerContext, _event: SalesOrderCreated) -> Ignored:
         # Seed §7: sales orders stay in Batchly; only the invoice an order becomes is synced.

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from qbsync.contracts.batchly import (
     ItemCreated,
-    OrganizationUpserted,
     SyncItemsRequested,
     SyncPaymentsRequested,
     SyncTaxRequested,
 )
 from qbsync.contracts.outbound import PullRequested, WebhookReceived
-from qbsync.runtime import HandlerContext, Ignored, Recorded
+from qbsync.runtime import HandlerContext, Ignored
 from qbsync.service import ServiceContext, ServiceDefinition, ServiceParts
 
 __all__ = ["definition"]
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
-    async def organization(_ctx: HandlerContext, _event: OrganizationUpserted) -> Recorded:
-        return Recorded()
-
-    ctx.registry.register(OrganizationUpserted, organization, needs_connection=False)
 
     # Until #7 lands this service records every event it owns as "ignored" with a reason, through the real
     # runtime path (ledger, idempotency, results), so nothing is silently dropped and Batchly shows "not synced".

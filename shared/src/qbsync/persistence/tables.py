@@ -7,6 +7,8 @@
   caused, with the result records to re-publish if the broker redelivers it.
 * ``parked_records`` — records held while an organization's QuickBooks connection is lost.
 * ``connection_status`` — the latest connection state per organization as this service learnt it from token-manager.
+* ``organizations`` — each organization's sync settings (time zone, customer-update mode, invoice-gap policy) as
+  this service learnt them from ``OrganizationUpserted``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from qbsync.persistence.types import JsonDocument, UtcDateTime
 __all__ = [
     "connection_status",
     "metadata",
+    "organizations",
     "parked_records",
     "processed_events",
     "sync_attempts",
@@ -152,4 +155,17 @@ connection_status = Table(
     Column("reason", Text, nullable=True),
     Column("changed_at", UtcDateTime, nullable=False),
     Column("event_id", Uuid, nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("organization_id", Uuid, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("customer_update_mode", String(16), nullable=False),
+    Column("invoice_number_gap_policy", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("entity_version", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -9,6 +9,8 @@ Outcomes:
 
 * :class:`Completed` — the sync happened (``SyncCompleted`` is published with the QBO id).
 * :class:`Ignored` — deliberately not synced, with a reason (a stale snapshot, a sales order, ...).
+* :class:`Deferred` — accepted and scheduled for later (a customer update held for the nightly batch): the ledger says
+  ``deferred`` and Batchly sees ``pending``; the later batch syncs the entity under its own event.
 * :class:`Recorded` — local bookkeeping only (organization settings, connection changes): no sync result, no ledger row.
 """
 
@@ -27,6 +29,7 @@ from qbsync.persistence.database import Database
 
 __all__ = [
     "Completed",
+    "Deferred",
     "Handler",
     "HandlerContext",
     "HandlerRegistry",
@@ -62,6 +65,14 @@ class Ignored:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferred:
+    reason: str
+    code: str = "deferred"
+    persist: Persist | None = None
+    publish: Sequence[AnyEnvelope] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     persist: Persist | None = None
     publish: Sequence[AnyEnvelope] = ()
@@ -69,7 +80,7 @@ class Recorded:
     after_commit: Callable[[], Awaitable[None]] | None = None
 
 
-Outcome = Completed | Ignored | Recorded
+Outcome = Completed | Ignored | Deferred | Recorded
 
 
 @dataclass(frozen=True, slots=True)

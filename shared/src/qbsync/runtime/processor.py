@@ -43,7 +43,7 @@ from qbsync.persistence.database import Database
 from qbsync.runtime import headers as h
 from qbsync.runtime import ledger, metrics, results
 from qbsync.runtime.errors import Classified, classify, is_laddered
-from qbsync.runtime.handlers import Completed, HandlerContext, HandlerRegistry, Ignored, Outcome, Recorded
+from qbsync.runtime.handlers import Completed, Deferred, HandlerContext, HandlerRegistry, Ignored, Outcome, Recorded
 from qbsync.runtime.kafka import OutboundRecord, Publisher, record_for
 from qbsync.runtime.partition import Prepared
 from qbsync.settings import RuntimeSettings
@@ -260,18 +260,19 @@ class RecordProcessor:
                 now=now,
             )
             name = "completed"
-        elif isinstance(outcome, Ignored):
+        elif isinstance(outcome, Ignored | Deferred):
+            deferred = isinstance(outcome, Deferred)
             result = results.status_changed(
                 envelope,
                 service=self.service,
                 attempt=attempt,
                 max_attempts=max_attempts,
-                status="ignored",
+                status="pending" if deferred else "ignored",
                 now=now,
                 message=outcome.reason,
                 code=outcome.code,
             )
-            name = "ignored"
+            name = "deferred" if deferred else "ignored"
         else:
             result = None
             name = "recorded"
