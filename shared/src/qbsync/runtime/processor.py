@@ -35,6 +35,7 @@ from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from qbsync.contracts.codec import DecodeError, decode_envelope
 from qbsync.contracts.envelope import AnyEnvelope
@@ -382,17 +383,9 @@ class RecordProcessor:
         await self._durably("send-retry", lambda: self.publisher.send(record))
         metrics.RETRIES.labels(self.service, str(tier)).inc()
 
-        async def write() -> None:
-            async with self.db.transaction() as conn:
-                entry = self._ledger_entry(delivery, envelope, status="retrying", now=now)
-                entry.next_attempt_at = due
-                self._apply_error(entry, error)
-                await ledger.upsert_ledger(conn, entry)
-                await ledger.insert_attempt(
-                    conn, ledger=entry.id, outcome="retry", **self._attempt_fields(delivery, error, started, now)
-                )
-
-        await self._durably("record-retry", write)
+        entry = self._ledger_entry(delivery, envelope, status="retrying", now=now)
+        entry.next_attempt_at = due
+        await self._record_step(delivery, entry, "retry", error, started, now)
         status = results.status_changed(
             envelope,
             service=self.service,
@@ -410,22 +403,9 @@ class RecordProcessor:
         self, delivery: Delivery, envelope: AnyEnvelope, error: Classified, started: datetime
     ) -> None:
         now = datetime.now(UTC)
-        record = self._dead_letter_record(delivery, error, now)
-        await self._durably("send-dead-letter", lambda: self.publisher.send(record))
-        metrics.DEAD_LETTERS.labels(self.service, error.error_class).inc()
-
-        async def write() -> None:
-            async with self.db.transaction() as conn:
-                entry = self._ledger_entry(delivery, envelope, status="failed", now=now)
-                self._apply_error(entry, error)
-                entry.manual_retry_available = True
-                entry.dead_letter_topic = self._dlt
-                await ledger.upsert_ledger(conn, entry)
-                await ledger.insert_attempt(
-                    conn, ledger=entry.id, outcome="dead_letter", **self._attempt_fields(delivery, error, started, now)
-                )
-
-        await self._durably("record-dead-letter", write)
+        entry = self._ledger_entry(delivery, envelope, status="failed", now=now)
+        entry.manual_retry_available = True
+        await self._send_dead_letter(delivery, entry, error, started, now)
         failure = results.failed(
             envelope,
             service=self.service,
@@ -445,45 +425,28 @@ class RecordProcessor:
         error = delivery.error or DecodeError("schema_violation", "undecodable record")
         now = datetime.now(UTC)
         classified = Classified("malformed", error.reason, error.message, _MALFORMED_HINT, "DecodeError")
-        record = self._dead_letter_record(delivery, classified, now)
-        await self._durably("send-dead-letter", lambda: self.publisher.send(record))
-        metrics.DEAD_LETTERS.labels(self.service, "malformed").inc()
-        metrics.MALFORMED.labels(self.service, error.reason).inc()
         identity = _identity_of(delivery)
         topic, partition, offset = delivery.source
-
-        async def write() -> None:
-            async with self.db.transaction() as conn:
-                entry = ledger.LedgerEntry(
-                    service=self.service,
-                    event_id=identity["event_id"],
-                    event_type=identity["event_type"],
-                    organization_id=identity["organization_id"],
-                    entity_type="unknown",
-                    entity_id=identity["entity_id"],
-                    entity_version=None,
-                    direction=self.direction,
-                    status="failed",
-                    attempts=delivery.attempt,
-                    max_attempts=self.settings.max_attempts,
-                    source_topic=topic,
-                    source_partition=partition,
-                    source_offset=offset,
-                    now=now,
-                    last_attempt_at=started,
-                    manual_retry_available=False,
-                    dead_letter_topic=self._dlt,
-                )
-                self._apply_error(entry, classified)
-                await ledger.upsert_ledger(conn, entry)
-                await ledger.insert_attempt(
-                    conn,
-                    ledger=entry.id,
-                    outcome="dead_letter",
-                    **self._attempt_fields(delivery, classified, started, now),
-                )
-
-        await self._durably("record-dead-letter", write)
+        entry = ledger.LedgerEntry(
+            service=self.service,
+            event_id=identity["event_id"],
+            event_type=identity["event_type"],
+            organization_id=identity["organization_id"],
+            entity_type="unknown",
+            entity_id=identity["entity_id"],
+            entity_version=None,
+            direction=self.direction,
+            status="failed",
+            attempts=delivery.attempt,
+            max_attempts=self.settings.max_attempts,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            now=now,
+            last_attempt_at=started,
+        )
+        metrics.MALFORMED.labels(self.service, error.reason).inc()
+        await self._send_dead_letter(delivery, entry, classified, started, now)
         log.warning(
             "malformed record %s[%d]@%d dead-lettered (%s: %s)",
             delivery.topic,
@@ -494,6 +457,41 @@ class RecordProcessor:
         )
         await self.hooks.after_outcome(delivery, "dead_letter")
 
+    async def _send_dead_letter(
+        self, delivery: Delivery, entry: ledger.LedgerEntry, error: Classified, started: datetime, now: datetime
+    ) -> None:
+        """Hand the record to the dead-letter topic (send acknowledged first), then record it in the ledger."""
+        record = self._dead_letter_record(delivery, error, now)
+        await self._durably("send-dead-letter", lambda: self.publisher.send(record))
+        metrics.DEAD_LETTERS.labels(self.service, error.error_class).inc()
+        entry.dead_letter_topic = self._dlt
+        await self._record_step(delivery, entry, "dead_letter", error, started, now)
+
+    async def _record_step(
+        self,
+        delivery: Delivery,
+        entry: ledger.LedgerEntry,
+        outcome: str,
+        error: Classified,
+        started: datetime,
+        now: datetime,
+        *,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """One transaction: ``also`` (e.g. the parked row), the ledger row with the error, and the attempt row."""
+
+        async def write() -> None:
+            async with self.db.transaction() as conn:
+                if also is not None:
+                    await also(conn)
+                self._apply_error(entry, error)
+                await ledger.upsert_ledger(conn, entry)
+                await ledger.insert_attempt(
+                    conn, ledger=entry.id, outcome=outcome, **self._attempt_fields(delivery, error, started, now)
+                )
+
+        await self._durably(f"record-{outcome.replace('_', '-')}", write)
+
     # ---- parking -------------------------------------------------------------------------------------------------
     async def _park(self, delivery: Delivery, envelope: AnyEnvelope, started: datetime, reason: str) -> None:
         now = datetime.now(UTC)
@@ -501,33 +499,27 @@ class RecordProcessor:
             "auth_lost", "auth_lost", reason, "Reconnect QuickBooks; parked work resumes after reconnect.", "AuthLost"
         )
 
-        async def write() -> None:
-            async with self.db.transaction() as conn:
-                await ledger.park(
-                    conn,
-                    group=self.group,
-                    organization_id=envelope.organization_id,
-                    event_id=envelope.event_id,
-                    event_type=envelope.event_type,
-                    topic=delivery.topic,
-                    partition=delivery.record.partition,
-                    offset=delivery.record.offset,
-                    key=delivery.record.key,
-                    value=delivery.record.value or b"",
-                    headers=delivery.headers,
-                    attempt=delivery.attempt,
-                    reason=reason,
-                    # The attempt's start: a reconnect recorded after this moment releases the record.
-                    now=started,
-                )
-                entry = self._ledger_entry(delivery, envelope, status="parked", now=now)
-                self._apply_error(entry, error)
-                await ledger.upsert_ledger(conn, entry)
-                await ledger.insert_attempt(
-                    conn, ledger=entry.id, outcome="parked", **self._attempt_fields(delivery, error, started, now)
-                )
+        async def park(conn: AsyncConnection) -> None:
+            await ledger.park(
+                conn,
+                group=self.group,
+                organization_id=envelope.organization_id,
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+                topic=delivery.topic,
+                partition=delivery.record.partition,
+                offset=delivery.record.offset,
+                key=delivery.record.key,
+                value=delivery.record.value or b"",
+                headers=delivery.headers,
+                attempt=delivery.attempt,
+                reason=reason,
+                # The attempt's start: a reconnect recorded after this moment releases the record.
+                now=started,
+            )
 
-        await self._durably("record-park", write)
+        entry = self._ledger_entry(delivery, envelope, status="parked", now=now)
+        await self._record_step(delivery, entry, "parked", error, started, now, also=park)
         status = results.status_changed(
             envelope,
             service=self.service,
