@@ -11,15 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.fixtures.emulator import ServerHandle
-from tests.integration.harness import (
-    FAST_RUNTIME,
-    Kafka,
-    RuntimeUnderTest,
-    running_runtime,
-    service_topic_names,
-    wait_for,
-)
 
 from customer_sync import handlers, store
 from customer_sync.sync import CustomerSync
@@ -40,6 +31,15 @@ from qbsync.qbo import QboClient, QboClientSettings, StaticTokenProvider
 from qbsync.runtime import HandlerRegistry, Publisher
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_COMMANDS, BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic
+from tests.fixtures.emulator import ServerHandle
+from tests.integration.harness import (
+    FAST_RUNTIME,
+    Kafka,
+    RuntimeUnderTest,
+    running_runtime,
+    service_topic_names,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from tests.emulator.helpers import Api
 from tests.fixtures.emulator import EmulatorHandle
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from tests.emulator.helpers import Api, fault_of, line
-from tests.fixtures.emulator import EmulatorHandle
 
 from qbo_emulator import DEV_CLIENT_SECRET, DEV_VERIFIER_TOKEN
+from tests.emulator.helpers import Api, fault_of, line
+from tests.fixtures.emulator import EmulatorHandle
 
 
 async def new_company(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:

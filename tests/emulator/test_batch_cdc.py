@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.emulator.helpers import Api, fault_of, line
-from tests.fixtures.emulator import EmulatorHandle
 
 from qbo_emulator import EmulatorConfig, FidelityConfig
+from tests.emulator.helpers import Api, fault_of, line
+from tests.fixtures.emulator import EmulatorHandle
 
 
 async def batch(api: Api, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+
 from tests.emulator.helpers import Api, fault_of, line
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[-+]\d\d:\d\d$")

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.emulator.helpers import Api, fault_of
-from tests.fixtures.emulator import EmulatorHandle, ServerHandle
 
 from qbo_emulator import DEV_CLIENT_ID, DEV_CLIENT_SECRET, EmulatorConfig, EmulatorCore, LatencyConfig
 from qbo_emulator.chaos import FaultRule
+from tests.emulator.helpers import Api, fault_of
+from tests.fixtures.emulator import EmulatorHandle, ServerHandle
 
 
 async def add_fault(client: httpx.AsyncClient, **rule: Any) -> dict[str, Any]:

@@ -27,9 +27,9 @@ from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
 from quickbooks.objects.payment import Payment, PaymentLine
 from quickbooks.objects.preferences import Preferences
-from tests.fixtures.emulator import ServerHandle
 
 from qbo_emulator import DEV_CLIENT_ID, DEV_CLIENT_SECRET
+from tests.fixtures.emulator import ServerHandle
 
 REDIRECT = "http://localhost:5000/callback"
 

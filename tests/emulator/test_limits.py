@@ -6,10 +6,10 @@ import asyncio
 
 import httpx
 import pytest
-from tests.emulator.helpers import Api, wait_until
-from tests.fixtures.emulator import EmulatorHandle, ServerHandle
 
 from qbo_emulator import DEV_CLIENT_ID, AppRegistration, EmulatorConfig, LatencyConfig, LimitsConfig
+from tests.emulator.helpers import Api, wait_until
+from tests.fixtures.emulator import EmulatorHandle, ServerHandle
 
 OTHER_APP = AppRegistration(client_id="other-app", client_secret="s", verifier_token="v")
 

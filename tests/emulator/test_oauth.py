@@ -8,10 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from tests.emulator.helpers import Api
-from tests.fixtures.emulator import EmulatorHandle
 
 from qbo_emulator import DEV_CLIENT_ID, DEV_CLIENT_SECRET, EmulatorConfig, OAuthConfig
+from tests.emulator.helpers import Api
+from tests.fixtures.emulator import EmulatorHandle
 
 REDIRECT = "http://127.0.0.1:8000/callback"
 SCOPE = "com.intuit.quickbooks.accounting"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.fixtures.emulator import free_port, start_emulator_process, stop_emulator_process
 
 from qbo_emulator import EmulatorConfig, EmulatorCore
 from qbo_emulator.__main__ import build_config, parse_args
 from qbo_emulator.accounting import Accounting
 from qbo_emulator.entities import BY_NAME
+from tests.fixtures.emulator import free_port, start_emulator_process, stop_emulator_process
 
 
 def test_refuses_a_public_bind_without_allow_public() -> None:

@@ -6,10 +6,10 @@ import asyncio
 
 import httpx
 import pytest
-from tests.emulator.helpers import Api, fault_of
-from tests.fixtures.emulator import EmulatorHandle
 
 from qbo_emulator import EmulatorConfig, FidelityConfig, LatencyConfig
+from tests.emulator.helpers import Api, fault_of
+from tests.fixtures.emulator import EmulatorHandle
 
 
 async def count_customers(api: Api, name: str) -> int:

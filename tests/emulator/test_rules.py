@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.emulator.helpers import Api, fault_of, line
 from tests.fixtures.emulator import EmulatorHandle
 

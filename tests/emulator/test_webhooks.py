@@ -20,10 +20,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tests.emulator.helpers import Api, line, wait_until
-from tests.fixtures.emulator import serve_asgi
 
 from qbo_emulator import DEV_VERIFIER_TOKEN, EmulatorConfig, EmulatorCore, WebhookConfig, create_app
+from tests.emulator.helpers import Api, line, wait_until
+from tests.fixtures.emulator import serve_asgi
 
 
 @dataclass

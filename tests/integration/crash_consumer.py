@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from tests.integration.harness import insert_effect, running_runtime
 
 from qbsync.contracts.batchly import CustomerCreated
 from qbsync.runtime import Completed, HandlerContext, HandlerRegistry
 from qbsync.runtime.processor import Delivery, ProcessorHooks
 from qbsync.settings import DatabaseSettings, KafkaSettings, RuntimeSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS
+from tests.integration.harness import insert_effect, running_runtime
 
 
 class FreezeAfterOutcome(ProcessorHooks):

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.harness import Kafka, customer_created, open_database, service_topic_names, wait_for
 
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS
+from tests.integration.harness import Kafka, customer_created, open_database, service_topic_names, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -75,6 +75,7 @@ async def test_sigkill_after_side_effect_before_commit_redelivers_and_applies_th
         db = await open_database(service, database_settings)
         try:
             from sqlalchemy import select
+
             from tests.integration.harness import effects
 
             async with db.connect() as conn:

@@ -8,6 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
+from qbsync.contracts.batchly import CustomerCreated
+from qbsync.runtime import Completed, HandlerContext, HandlerRegistry, PermanentError, TransientError
+from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
+from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic, retry_topic
 from tests.integration.harness import (
     FAST_RUNTIME,
     Kafka,
@@ -17,11 +22,6 @@ from tests.integration.harness import (
     service_topic_names,
     wait_for,
 )
-
-from qbsync.contracts.batchly import CustomerCreated
-from qbsync.runtime import Completed, HandlerContext, HandlerRegistry, PermanentError, TransientError
-from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
-from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic, retry_topic
 
 pytestmark = [pytest.mark.kafka]
 

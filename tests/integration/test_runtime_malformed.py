@@ -9,6 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
+from qbsync.contracts.batchly import CustomerCreated, SalesOrderCreated, SalesOrderPayload
+from qbsync.runtime import Completed, HandlerContext, HandlerRegistry
+from qbsync.settings import DatabaseSettings, KafkaSettings, RuntimeSettings, TopicSettings
+from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic
 from tests.integration.harness import (
     FAST_RUNTIME,
     Kafka,
@@ -17,11 +22,6 @@ from tests.integration.harness import (
     service_topic_names,
     wait_for,
 )
-
-from qbsync.contracts.batchly import CustomerCreated, SalesOrderCreated, SalesOrderPayload
-from qbsync.runtime import Completed, HandlerContext, HandlerRegistry
-from qbsync.settings import DatabaseSettings, KafkaSettings, RuntimeSettings, TopicSettings
-from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic
 
 pytestmark = [pytest.mark.kafka]
 

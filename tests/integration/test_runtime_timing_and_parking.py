@@ -9,14 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.integration.harness import (
-    Kafka,
-    customer_created,
-    qbo_connected,
-    running_runtime,
-    service_topic_names,
-    wait_for,
-)
 
 from qbsync.contracts.batchly import CustomerCreated
 from qbsync.contracts.outbound import QboConnectionLost, QboConnectionLostPayload
@@ -26,6 +18,14 @@ from qbsync.runtime import headers as h
 from qbsync.runtime.kafka import record_for
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic, retry_topic
+from tests.integration.harness import (
+    Kafka,
+    customer_created,
+    qbo_connected,
+    running_runtime,
+    service_topic_names,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka]
 

@@ -17,7 +17,14 @@ SERVICES = ("customer-sync", "invoice-sync", "pull-sync", "token-manager")
 
 def test_compose_file_is_valid_against_the_compose_specification() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker-compose.yml"),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from qbsync.tokens import TokenManagerClient
-
 from customer_sync import handlers, store
 from customer_sync.sync import CustomerSync
 from qbsync.persistence import RUNTIME_BRANCH
 from qbsync.qbo import QboClient, TokenProvider
 from qbsync.service import ServiceContext, ServiceDefinition, ServiceParts
+from qbsync.tokens import TokenManagerClient
 
 __all__ = ["build", "definition"]
 
