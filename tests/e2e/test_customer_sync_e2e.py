@@ -66,7 +66,7 @@ async def _publish(bootstrap: str, prefix: str, events: list[Any]) -> None:
 
 
 async def _collect_results(bootstrap: str, prefix: str, wanted: set[str], timeout: float) -> dict[str, dict[str, Any]]:
-    """Terminal result per source event (de-duplicated by the result's own event id), until every wanted event has one."""
+    """The terminal result of each source event (de-duplicated by result event id), until every wanted one has one."""
     consumer = AIOKafkaConsumer(
         prefix + QBSYNC_SYNC_RESULTS,
         bootstrap_servers=bootstrap,
