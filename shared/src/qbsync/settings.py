@@ -30,15 +30,16 @@ from qbsync.qbo.config import QboClientSettings
 
 __all__ = [
     "SERVICE_NAMES",
-    "TokenManagerSettings",
     "DatabaseSettings",
     "EmbeddedSettings",
     "HttpSettings",
     "KafkaSettings",
     "LoggingSettings",
+    "PullSyncSettings",
     "RuntimeSettings",
     "ServiceName",
     "Settings",
+    "TokenManagerSettings",
     "TopicSettings",
 ]
 
@@ -225,6 +226,50 @@ class TokenManagerSettings(_Section):
     client_cache_margin_seconds: int = Field(default=120, ge=0)
     #: Warn (metric + status) when a refresh token expires within this many days.
     refresh_token_warning_days: int = Field(default=30, ge=1)
+    #: Upper bound of one call to Intuit's OAuth endpoints (discovery, token, revoke).
+    oauth_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    #: A 401 report forces a refresh at most this often per organization, so an Intuit incident that answers 401
+    #: to fresh tokens cannot turn into a refresh storm (reports in between get the current token).
+    unauthorized_refresh_min_interval_seconds: float = Field(default=5.0, ge=0)
+    #: PostgreSQL: the longest a refresh waits for another replica's refresh of the same organization.
+    refresh_lock_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: How often unpublished connection events (the outbox) are retried, e.g. after a broker outage.
+    outbox_flush_interval_seconds: float = Field(default=5.0, gt=0)
+
+
+class PullSyncSettings(_Section):
+    """pull-sync: what comes back from QuickBooks, when, and the webhook receiver.
+
+    Schedule times are local to each organization's time zone: ``"HH:MM"`` daily or ``"sun HH:MM"`` weekly
+    (seed: payments 2 AM, customer-update flush 3 AM, items 4 AM, tax Sunday 2 AM).
+    """
+
+    payments_at: str = "02:00"
+    customer_flush_at: str = "03:00"
+    items_at: str = "04:00"
+    tax_at: str = "sun 02:00"
+    #: A daily change-feed reconcile that catches anything a webhook missed.
+    reconcile_at: str = "01:30"
+    #: How often the scheduler looks for due slots.
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0)
+    #: A slot missed while no replica ran (deploy, outage) still runs if the scheduler is back within this time.
+    schedule_catch_up_hours: float = Field(default=6.0, ge=0, le=24 * 7)
+    #: Each change-feed read starts this far before the last one's server time (clock skew, late commits); what it
+    #: reads again is compared with what was published, so nothing is published twice.
+    change_feed_overlap_seconds: int = Field(default=300, ge=0, le=3600)
+    #: Items: only active ones by default (seed §2); Inventory and Service types only, always.
+    include_inactive_items: bool = False
+    #: The change feed reaches 30 days back; an older watermark means a full reload.
+    full_reload_after_days: int = Field(default=30, ge=1, le=30)
+    #: Intuit's webhook verifier token (HMAC-SHA256 key of ``intuit-signature``). Development default.
+    webhook_verifier_token: SecretStr = SecretStr("qbsync-dev-verifier")
+    webhook_path: str = "/webhooks/quickbooks"
+    #: Webhooks switched off: only the scheduled change-feed runs pick changes up.
+    webhooks_enabled: bool = True
+    #: A larger notification is refused (413) before its signature is even computed.
+    webhook_max_body_bytes: int = Field(default=262_144, ge=1_024, le=1_048_576)
+    #: Intuit wants a 200 within 3 s: queueing a notification on Kafka may take this long, else 503 (Intuit retries).
+    webhook_ack_timeout_seconds: float = Field(default=2.5, gt=0, le=10)
 
 
 class LoggingSettings(_Section):
@@ -252,6 +297,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     qbo: QboClientSettings = QboClientSettings()
     token_manager: TokenManagerSettings = TokenManagerSettings()
+    pull_sync: PullSyncSettings = PullSyncSettings()
 
     #: ``KAFKA_BOOTSTRAP_SERVERS`` without the prefix; applied when ``QBSYNC_KAFKA__BOOTSTRAP_SERVERS`` is unset.
     kafka_bootstrap_servers_fallback: Annotated[

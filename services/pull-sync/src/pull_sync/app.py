@@ -1,40 +1,60 @@
-"""Composition root of pull-sync: settings -> resources -> handlers (the shell is qbsync.service)."""
+"""Composition root of pull-sync: settings -> QBO client (tokens from token-manager) -> use cases -> handlers,
+the webhook route and the scheduler (a background task)."""
 
 from __future__ import annotations
 
-from qbsync.contracts.batchly import (
-    ItemCreated,
-    SyncItemsRequested,
-    SyncPaymentsRequested,
-    SyncTaxRequested,
-)
-from qbsync.contracts.outbound import PullRequested, WebhookReceived
-from qbsync.runtime import HandlerContext, Ignored
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from pull_sync import handlers, store
+from pull_sync.deps import Clock, Deps, system_clock
+from pull_sync.pulls import Pulls
+from pull_sync.push import ItemPush
+from pull_sync.scheduler import Scheduler
+from pull_sync.webhooks import WebhookReceiver
+from qbsync.persistence import RUNTIME_BRANCH
+from qbsync.qbo import QboClient, TokenProvider
 from qbsync.service import ServiceContext, ServiceDefinition, ServiceParts
+from qbsync.tokens import TokenManagerClient
 
-__all__ = ["definition"]
+__all__ = ["build", "definition"]
 
-
-async def build(ctx: ServiceContext) -> ServiceParts:
-
-    # Until #7 lands this service records every event it owns as "ignored" with a reason, through the real
-    # runtime path (ledger, idempotency, results), so nothing is silently dropped and Batchly shows "not synced".
-    not_yet = Ignored(reason="pull-sync does not sync this event type yet (issue #7)", code="not_implemented")
-
-    async def pending(_ctx: HandlerContext, _event: object) -> Ignored:
-        return not_yet
-
-    for event_type in (
-        ItemCreated,
-        SyncItemsRequested,
-        SyncPaymentsRequested,
-        SyncTaxRequested,
-        PullRequested,
-        WebhookReceived,
-    ):
-        ctx.registry.register(event_type, pending)
-
-    return ServiceParts()
+#: A lease outlives the runtime's handler timeout (after which the holder is cancelled) by this much.
+_LEASE_MARGIN = timedelta(seconds=30)
 
 
-definition = ServiceDefinition(name="pull-sync", build=build, track_connections=True)
+async def build(
+    ctx: ServiceContext, token_provider: TokenProvider | None = None, clock: Clock = system_clock
+) -> ServiceParts:
+    settings = ctx.settings.pull_sync
+    tokens = token_provider or TokenManagerClient(ctx.settings.token_manager)
+    qbo = QboClient(ctx.settings.qbo, tokens)
+    replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    deps = Deps(
+        qbo=qbo,
+        publisher=ctx.publisher,
+        db=ctx.db,
+        settings=settings,
+        clock=clock,
+        replica=replica,
+        lease_ttl=timedelta(seconds=ctx.settings.runtime.handler_timeout_seconds) + _LEASE_MARGIN,
+        lease_wait_seconds=min(30.0, ctx.settings.runtime.handler_timeout_seconds / 4),
+    )
+    scheduler = Scheduler(ctx.db, ctx.publisher, settings, clock=clock, replica=replica)  # validates the schedule
+    handlers.register(ctx.registry, Pulls(deps), ItemPush(deps))
+    routes = [WebhookReceiver(ctx.db, ctx.publisher, settings).route()] if settings.webhooks_enabled else []
+    closers = [qbo.aclose]
+    if isinstance(tokens, TokenManagerClient):
+        closers.append(tokens.aclose)
+    return ServiceParts(resources=deps, routes=routes, background=[scheduler.run_forever], closers=closers)
+
+
+definition = ServiceDefinition(
+    name="pull-sync",
+    build=build,
+    migration_branches=(RUNTIME_BRANCH, "pull_sync"),
+    migration_locations=(store.MIGRATIONS,),
+    direction="pull",
+)
