@@ -58,6 +58,7 @@ def _wait_healthy(urls: list[str], launcher: subprocess.Popen[bytes], timeout: f
 def test_qbsync_up_serves_health_and_leaves_no_process_behind(tmp_path: Path, how: str) -> None:
     offset = random.randrange(1_000, 20_000, 10)
     launcher = _launch(tmp_path, offset)
+    family: list[psutil.Process] = []
     try:
         names = ["qbo-emulator", "token-manager", "customer-sync", "invoice-sync", "pull-sync"]
         urls = [f"http://127.0.0.1:{DEFAULT_HTTP_PORTS[n] + offset}/health" for n in names]
@@ -87,8 +88,9 @@ def test_qbsync_up_serves_health_and_leaves_no_process_behind(tmp_path: Path, ho
         _, alive = psutil.wait_procs(family, timeout=40)
         assert not alive, f"left behind: {[p.pid for p in alive]}"
     finally:
+        # Only the launcher's own family: the session's shared test broker is a child of pytest too.
         if launcher.poll() is None:
             launcher.kill()
-        for proc in psutil.Process().children(recursive=True):
-            if proc.pid != os.getpid():
+        for proc in family:
+            if proc.is_running():
                 proc.kill()

@@ -105,6 +105,14 @@ class Stack:
             "QBSYNC_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
             "PYTHONUNBUFFERED": "1",
         }
+        token_manager = self.settings.token_manager
+        if "url" not in token_manager.model_fields_set:
+            # With a port offset token-manager is not where the defaults say: tell the others where it is.
+            port = DEFAULT_HTTP_PORTS["token-manager"] + self.settings.embedded.port_offset
+            url = f"http://{self.settings.http.host}:{port}"
+            env["QBSYNC_TOKEN_MANAGER__URL"] = url
+            if "redirect_uri" not in token_manager.model_fields_set:
+                env["QBSYNC_TOKEN_MANAGER__REDIRECT_URI"] = f"{url}/oauth/callback"
         if self.with_emulator:
             port = self.settings.embedded.emulator_port + self.settings.embedded.port_offset
             emulator_env = dict(env)

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 
 from qbsync.contracts.batchly import OrganizationUpserted
 from qbsync.observability.http import HealthCheck, HttpServer, build_app
+from qbsync.observability.ledger_gauges import LedgerGauges, prime_series, sync_entity_types
 from qbsync.observability.logging import configure_logging, register_secret
 from qbsync.persistence import RUNTIME_BRANCH, Database, upgrade
 from qbsync.persistence.organizations import upsert_organization
@@ -69,6 +70,8 @@ class ServiceDefinition:
     migration_locations: tuple[Path, ...] = ()
     #: Sync services track QBO connections (park / resume); token-manager does not.
     track_connections: bool = True
+    #: The ledger's direction for this service's syncs: "push" (Batchly -> QBO) or "pull" (QBO -> Batchly).
+    direction: str = "push"
 
 
 async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
@@ -109,9 +112,13 @@ async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
             settings=settings.runtime,
             resources=parts.resources,
             track_connections=definition.track_connections,
+            direction=definition.direction,
         )
         await runtime.start()
         background = [asyncio.create_task(job(), name=f"{name} background") for job in parts.background]
+        prime_series(name, retry_tiers=len(settings.runtime.retry_delays_seconds))
+        gauges = LedgerGauges(name, db, entity_types=sync_entity_types(registry))
+        background.append(asyncio.create_task(gauges.run(), name=f"{name} ledger gauges"))
         checks = {"database": _database_check(db), "consumer": _consumer_check(runtime), **parts.checks}
         http = HttpServer(
             build_app(name, checks, routes=parts.routes),

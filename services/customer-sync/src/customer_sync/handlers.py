@@ -5,11 +5,13 @@ from __future__ import annotations
 from customer_sync.sync import CustomerSync
 from qbsync.contracts.batchly import (
     CustomerCreated,
+    CustomerPayload,
     CustomerUpdated,
     FlushCustomerUpdatesRequested,
     SyncAllCustomersRequested,
     SyncCustomerRequested,
 )
+from qbsync.contracts.envelope import Envelope
 from qbsync.runtime import Completed, Deferred, HandlerContext, HandlerRegistry, Ignored
 
 __all__ = ["register"]
@@ -17,7 +19,7 @@ __all__ = ["register"]
 
 def register(registry: HandlerRegistry, sync: CustomerSync) -> None:
     @registry.on(CustomerCreated, CustomerUpdated)
-    async def snapshot(ctx: HandlerContext, event: CustomerCreated | CustomerUpdated) -> Completed | Ignored | Deferred:
+    async def snapshot(ctx: HandlerContext, event: Envelope[CustomerPayload]) -> Completed | Ignored | Deferred:
         return await sync.on_snapshot(ctx, event, force=False)
 
     @registry.on(SyncCustomerRequested)

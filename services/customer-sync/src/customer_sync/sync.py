@@ -363,7 +363,10 @@ class CustomerSync:
         }
         outcome: AnyEnvelope
         if result is not None:
-            entry.action, entry.qbo_id = result.action, result.qbo_id
+            action = result.action
+            if action == "ignored":
+                raise ValueError("an ignored snapshot has no child result")
+            entry.action, entry.qbo_id = action, result.qbo_id
             outcome = SyncCompleted(
                 event_id=result_event_id(child_event, self.service, "completed", 1),
                 event_type="SyncCompleted",
@@ -374,7 +377,7 @@ class CustomerSync:
                     entity_type="customer",
                     attempt=1,
                     max_attempts=1,
-                    action=result.action,
+                    action=action,
                     qbo_id=result.qbo_id,
                 ),
                 **common,

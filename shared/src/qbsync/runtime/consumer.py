@@ -59,6 +59,7 @@ class ConsumerRuntime:
         group: str | None = None,
         resources: Any = None,
         track_connections: bool = True,
+        direction: str = "push",
         park_sweep_interval_seconds: float = 30.0,
         hooks: ProcessorHooks | None = None,
     ) -> None:
@@ -86,6 +87,7 @@ class ConsumerRuntime:
             settings=settings,
             resources=resources,
             park_when_disconnected=track_connections,
+            direction=direction,
             hooks=hooks,
         )
         self._sweep_interval = park_sweep_interval_seconds

@@ -42,6 +42,10 @@ CONSUMER_GROUP = "qbsync-consumer-group"
 SERVICE = "qbsync-service"
 FAILED_AT = "qbsync-failed-at"
 RESUMED_FROM_PARK = "qbsync-resumed-from-park"
+#: Set by an operator's replay (``qbsync dlq replay`` / ``qbsync retry``) and carried along the ladder: a replayed
+#: event's results get new ids (a replay that fails again must not look like the earlier failure to Batchly).
+REPLAYED_AT = "qbsync-replayed-at"
+REPLAYED_FROM = "qbsync-replayed-from"
 
 QBSYNC_PREFIX = "qbsync-"
 MAX_HEADER_VALUE = 4_000

@@ -13,6 +13,9 @@ __all__ = [
     "DEAD_LETTERS",
     "EVENTS",
     "HANDLE_SECONDS",
+    "LAST_SYNC",
+    "LEDGER_FAILED_7D",
+    "LEDGER_RECORDS",
     "MALFORMED",
     "OUTCOME_WRITE_RETRIES",
     "PARKED",
@@ -60,3 +63,20 @@ CONSUMER_LAG = Gauge(
     ["service", "topic", "partition"],
 )
 PARTITIONS_ASSIGNED = Gauge("qbsync_partitions_assigned", "Partitions assigned to this consumer.", ["service"])
+
+# ---- ledger gauges (refreshed from each service's own ledger by qbsync.observability.ledger_gauges) ----------------
+LEDGER_RECORDS = Gauge(
+    "qbsync_ledger_records",
+    "Sync ledger rows waiting or failed, by service, entity type and status (pending, retrying, parked, failed).",
+    ["service", "entity_type", "status"],
+)
+LEDGER_FAILED_7D = Gauge(
+    "qbsync_ledger_failed_last_7d",
+    "Sync ledger rows whose last outcome was a failure within the last 7 days, by service and entity type.",
+    ["service", "entity_type"],
+)
+LAST_SYNC = Gauge(
+    "qbsync_last_sync_timestamp_seconds",
+    "Unix time of the newest completed sync, by service and entity type.",
+    ["service", "entity_type"],
+)

@@ -79,6 +79,11 @@ class Delivery:
         return self.retry.attempt if self.retry else 1
 
     @property
+    def generation(self) -> str:
+        """Non-empty for an operator's replay: its results get ids of their own."""
+        return self.headers.get(h.REPLAYED_AT, "")
+
+    @property
     def source(self) -> tuple[str, int, int]:
         """(topic, partition, offset) of the original record, also when this is a retry-tier copy."""
         if self.retry:
@@ -259,6 +264,7 @@ class RecordProcessor:
                 warnings=outcome.warnings,
                 needs_review=outcome.needs_review,
                 now=now,
+                generation=delivery.generation,
             )
             name = "completed"
         elif isinstance(outcome, Ignored | Deferred):
@@ -270,6 +276,7 @@ class RecordProcessor:
                 max_attempts=max_attempts,
                 status="pending" if deferred else "ignored",
                 now=now,
+                generation=delivery.generation,
                 message=outcome.reason,
                 code=outcome.code,
             )
@@ -393,6 +400,7 @@ class RecordProcessor:
             max_attempts=self.settings.max_attempts,
             status="retrying",
             now=now,
+            generation=delivery.generation,
             next_attempt_at=due,
             error=error,
         )
@@ -414,6 +422,7 @@ class RecordProcessor:
             error=error,
             dead_letter_topic=self._dlt,
             now=now,
+            generation=delivery.generation,
         )
         await self._durably("publish-failed", lambda: self.publisher.publish(failure))
         metrics.SYNC_LATENCY.labels(self.service, envelope.ENTITY_TYPE, "failed").observe(
@@ -527,6 +536,7 @@ class RecordProcessor:
             max_attempts=self.settings.max_attempts,
             status="parked",
             now=now,
+            generation=delivery.generation,
             error=error,
         )
         await self._durably("publish-status", lambda: self.publisher.publish(status))
@@ -599,6 +609,7 @@ class RecordProcessor:
             h.ORIGINAL_TIMESTAMP: timestamp or "",
             h.CONSUMER_GROUP: self.group,
             h.SERVICE: self.service,
+            **{k: delivery.headers[k] for k in (h.REPLAYED_AT, h.REPLAYED_FROM) if k in delivery.headers},
         }
 
     @staticmethod

@@ -29,13 +29,19 @@ __all__ = ["completed", "failed", "result_event_id", "status_changed"]
 _NAMESPACE = uuid.UUID("0d8b2f7c-4c1e-4f8e-9e57-5a0f3c3d9b21")
 
 
-def result_event_id(source_event_id: uuid.UUID, service: str, step: str, attempt: int) -> uuid.UUID:
-    return uuid.uuid5(_NAMESPACE, f"{source_event_id}:{service}:{step}:{attempt}")
+def result_event_id(
+    source_event_id: uuid.UUID, service: str, step: str, attempt: int, generation: str = ""
+) -> uuid.UUID:
+    """Deterministic: the same step of the same delivery always gets the same id; a replay (``generation``) new ones."""
+    suffix = f":{generation}" if generation else ""
+    return uuid.uuid5(_NAMESPACE, f"{source_event_id}:{service}:{step}:{attempt}{suffix}")
 
 
-def _common(source: AnyEnvelope, *, service: str, step: str, attempt: int, now: datetime) -> dict[str, object]:
+def _common(
+    source: AnyEnvelope, *, service: str, step: str, attempt: int, now: datetime, generation: str = ""
+) -> dict[str, object]:
     return {
-        "event_id": result_event_id(source.event_id, service, step, attempt),
+        "event_id": result_event_id(source.event_id, service, step, attempt, generation),
         "schema_version": 1,
         "occurred_at": now,
         "organization_id": source.organization_id,
@@ -58,6 +64,7 @@ def completed(
     warnings: Sequence[SyncWarning],
     needs_review: bool,
     now: datetime,
+    generation: str = "",
 ) -> SyncCompleted:
     return SyncCompleted(
         event_type="SyncCompleted",
@@ -74,7 +81,7 @@ def completed(
             warnings=list(warnings),
             needs_review=needs_review,
         ),
-        **_common(source, service=service, step="completed", attempt=attempt, now=now),  # type: ignore[arg-type]
+        **_common(source, service=service, step="completed", attempt=attempt, now=now, generation=generation),  # type: ignore[arg-type]
     )
 
 
@@ -87,6 +94,7 @@ def failed(
     error: Classified,
     dead_letter_topic: str,
     now: datetime,
+    generation: str = "",
 ) -> SyncFailed:
     return SyncFailed(
         event_type="SyncFailed",
@@ -104,7 +112,7 @@ def failed(
             manual_retry_available=True,
             dead_letter_topic=dead_letter_topic,
         ),
-        **_common(source, service=service, step="failed", attempt=attempt, now=now),  # type: ignore[arg-type]
+        **_common(source, service=service, step="failed", attempt=attempt, now=now, generation=generation),  # type: ignore[arg-type]
     )
 
 
@@ -120,6 +128,7 @@ def status_changed(
     error: Classified | None = None,
     message: str | None = None,
     code: str | None = None,
+    generation: str = "",
 ) -> SyncStatusChanged:
     return SyncStatusChanged(
         event_type="SyncStatusChanged",
@@ -136,5 +145,5 @@ def status_changed(
             error_code=(error.code if error else code),
             message=(error.message if error else message),
         ),
-        **_common(source, service=service, step=status, attempt=attempt, now=now),  # type: ignore[arg-type]
+        **_common(source, service=service, step=status, attempt=attempt, now=now, generation=generation),  # type: ignore[arg-type]
     )
