@@ -27,6 +27,10 @@ lint:
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen qbsync schemas check
+	$(UV) run --frozen qbsync asyncapi check
+	$(UV) run --frozen qbsync dashboard check
 
 schemas:
 	$(UV) run --frozen qbsync schemas export
+	$(UV) run --frozen qbsync asyncapi export
+	$(UV) run --frozen qbsync dashboard export
