@@ -18,6 +18,9 @@ from rich.console import Console
 
 from qbsync.contracts.schemas import check_schemas, write_schemas
 from qbsync.settings import SERVICE_NAMES, Settings
+from qbsync_cli import connections
+from qbsync_cli.demo import demo
+from qbsync_cli.ops import register as register_ops
 
 app = typer.Typer(
     name="qbsync",
@@ -31,6 +34,11 @@ db_app = typer.Typer(help="Service databases.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+app.command("connect")(connections.connect)
+app.command("disconnect")(connections.disconnect)
+app.command("connections")(connections.list_connections)
+register_ops(app)
+app.command("demo")(demo)
 
 console = Console()
 err = Console(stderr=True)
