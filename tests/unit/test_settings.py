@@ -57,3 +57,25 @@ def test_topic_prefix_only_allows_safe_characters(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("QBSYNC_TOPICS__PREFIX", "bad prefix/")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_services_qbo_budgets_add_up_to_less_than_qbos_limits() -> None:
+    from qbsync.settings import SERVICE_NAMES
+
+    settings = Settings()
+    shares = [settings.qbo_budget.for_service(settings.qbo, name) for name in SERVICE_NAMES]
+    assert sum(s.requests_per_window for s in shares) <= settings.qbo.requests_per_window < 500
+    assert sum(s.batch_requests_per_window for s in shares) <= settings.qbo.batch_requests_per_window <= 120
+    assert sum(s.max_in_flight for s in shares) <= 10
+    assert all(s.window_s == settings.qbo.window_s for s in shares)
+    invoice = settings.qbo_budget.for_service(settings.qbo, "invoice-sync")
+    assert invoice.batch_requests_per_window == max(s.batch_requests_per_window for s in shares), "bulk goes first"
+
+
+def test_a_budget_that_exceeds_qbos_limits_is_refused() -> None:
+    from qbsync.settings import QboBudgetSettings
+
+    with pytest.raises(ValidationError, match="at most 1"):
+        QboBudgetSettings(request_shares={"invoice-sync": 0.8, "customer-sync": 0.3})
+    with pytest.raises(ValidationError, match="at most 10"):
+        QboBudgetSettings(in_flight={"invoice-sync": 8, "customer-sync": 3})

@@ -77,6 +77,8 @@ class ServiceDefinition:
 async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (exit code 0) or until the runtime fails (exit code 1)."""
     name = definition.name
+    # This service's share of each QuickBooks company's budget (the services together stay under QBO's limits).
+    settings = settings.model_copy(update={"qbo": settings.qbo_budget.for_service(settings.qbo, name)})
     configure_logging(name, level=settings.logging.level, fmt=settings.logging.format)
     _register_secrets(settings)
     stop = asyncio.Event()

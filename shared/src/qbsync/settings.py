@@ -36,6 +36,7 @@ __all__ = [
     "KafkaSettings",
     "LoggingSettings",
     "PullSyncSettings",
+    "QboBudgetSettings",
     "RuntimeSettings",
     "ServiceName",
     "Settings",
@@ -272,6 +273,50 @@ class PullSyncSettings(_Section):
     webhook_ack_timeout_seconds: float = Field(default=2.5, gt=0, le=10)
 
 
+class QboBudgetSettings(_Section):
+    """How the services share one QuickBooks company's budget, so that together they never cause a 429.
+
+    QBO allows a company (per app) 500 requests/min, 10 requests in flight and 120 batch requests/min, whoever sends
+    them. Each service runs its own limiter with a share of ``qbo.requests_per_window`` / ``batch_requests_per_window``
+    and an absolute number of in-flight requests; the shares add up to at most 1 and the in-flight numbers to at most
+    10, so their sum stays under QBO's limits by construction. invoice-sync writes the bulk (and batches it), so it
+    gets most; a share is a ceiling, not a reservation.
+    """
+
+    request_shares: dict[str, float] = Field(
+        default_factory=lambda: {"invoice-sync": 0.5, "customer-sync": 0.2, "pull-sync": 0.25, "token-manager": 0.05}
+    )
+    batch_shares: dict[str, float] = Field(
+        default_factory=lambda: {"invoice-sync": 0.9, "customer-sync": 0.01, "pull-sync": 0.08, "token-manager": 0.01}
+    )
+    in_flight: dict[str, int] = Field(
+        default_factory=lambda: {"invoice-sync": 4, "customer-sync": 2, "pull-sync": 2, "token-manager": 1}
+    )
+
+    @model_validator(mode="after")
+    def _fits_qbo(self) -> Self:
+        for name, shares in (("request_shares", self.request_shares), ("batch_shares", self.batch_shares)):
+            if any(v < 0 for v in shares.values()) or sum(shares.values()) > 1.0 + 1e-9:
+                raise ValueError(f"qbo_budget.{name} must be non-negative and add up to at most 1")
+        if any(v < 1 for v in self.in_flight.values()) or sum(self.in_flight.values()) > 10:
+            raise ValueError("qbo_budget.in_flight must be >= 1 each and add up to at most 10 (QBO's limit)")
+        return self
+
+    def for_service(self, qbo: QboClientSettings, service: str) -> QboClientSettings:
+        """The QBO client settings of ``service``: its share of the company budget."""
+        request_share = self.request_shares.get(service)
+        if request_share is None:
+            return qbo
+        batch_share = self.batch_shares.get(service, 0.0)
+        return qbo.model_copy(
+            update={
+                "requests_per_window": max(1, int(qbo.requests_per_window * request_share)),
+                "batch_requests_per_window": max(1, int(qbo.batch_requests_per_window * batch_share)),
+                "max_in_flight": min(qbo.max_in_flight, self.in_flight.get(service, 1)),
+            }
+        )
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -298,6 +343,7 @@ class Settings(BaseSettings):
     qbo: QboClientSettings = QboClientSettings()
     token_manager: TokenManagerSettings = TokenManagerSettings()
     pull_sync: PullSyncSettings = PullSyncSettings()
+    qbo_budget: QboBudgetSettings = QboBudgetSettings()
 
     #: ``KAFKA_BOOTSTRAP_SERVERS`` without the prefix; applied when ``QBSYNC_KAFKA__BOOTSTRAP_SERVERS`` is unset.
     kafka_bootstrap_servers_fallback: Annotated[
