@@ -97,6 +97,7 @@ _SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         BATCHLY_COMMANDS,
         QBSYNC_CONNECTIONS,
         QBSYNC_SYNC_RESULTS,
+        QBSYNC_CHANGES,
     ),
     "pull-sync": (
         BATCHLY_ORGANIZATIONS,

@@ -1,52 +1,83 @@
-"""Composition root of invoice-sync: settings -> resources -> handlers (the shell is qbsync.service)."""
+"""Composition root of invoice-sync: settings -> QBO client (tokens from token-manager) -> use cases -> handlers."""
 
 from __future__ import annotations
 
-from qbsync.contracts.batchly import (
-    CreditMemoCreated,
-    InvoiceCreated,
-    InvoiceUpdated,
-    InvoiceVoided,
-    PaymentRecorded,
-    RefundIssued,
-    SalesOrderCreated,
-    SyncAllUnsentInvoicesRequested,
-    SyncInvoiceRequested,
-)
-from qbsync.runtime import HandlerContext, Ignored
+from collections.abc import Awaitable, Callable
+
+from invoice_sync import handlers, store
+from invoice_sync.batcher import MicroBatcher
+from invoice_sync.bulk import BulkInvoiceSync
+from invoice_sync.config import InvoiceSyncSettings
+from invoice_sync.credits import CreditMemoSync
+from invoice_sync.deps import Deps
+from invoice_sync.invoices import InvoiceSync
+from invoice_sync.payments import PaymentSync
+from invoice_sync.references import References
+from invoice_sync.voids import VoidSync
+from qbsync.persistence import RUNTIME_BRANCH
+from qbsync.qbo import QboClient, TokenProvider
+from qbsync.runtime import Publisher
 from qbsync.service import ServiceContext, ServiceDefinition, ServiceParts
+from qbsync.settings import RuntimeSettings
+from qbsync.tokens import TokenManagerClient
 
-__all__ = ["definition"]
-
-
-async def build(ctx: ServiceContext) -> ServiceParts:
-
-    async def sales_order(_ctx: HandlerContext, _event: SalesOrderCreated) -> Ignored:
-        # Seed §7: sales orders stay in Batchly; only the invoice an order becomes is synced.
-        return Ignored(reason="sales orders are never synced to QuickBooks (only invoices are)", code="sales_order")
-
-    ctx.registry.register(SalesOrderCreated, sales_order, needs_connection=False)
-
-    # Until #6 lands this service records every event it owns as "ignored" with a reason, through the real
-    # runtime path (ledger, idempotency, results), so nothing is silently dropped and Batchly shows "not synced".
-    not_yet = Ignored(reason="invoice-sync does not sync this event type yet (issue #6)", code="not_implemented")
-
-    async def pending(_ctx: HandlerContext, _event: object) -> Ignored:
-        return not_yet
-
-    for event_type in (
-        InvoiceCreated,
-        InvoiceUpdated,
-        InvoiceVoided,
-        SyncInvoiceRequested,
-        SyncAllUnsentInvoicesRequested,
-        CreditMemoCreated,
-        PaymentRecorded,
-        RefundIssued,
-    ):
-        ctx.registry.register(event_type, pending)
-
-    return ServiceParts()
+__all__ = ["build", "build_use_cases", "definition"]
 
 
-definition = ServiceDefinition(name="invoice-sync", build=build, track_connections=True)
+def build_use_cases(
+    qbo: QboClient,
+    publisher: Publisher,
+    *,
+    service: str,
+    runtime: RuntimeSettings,
+    settings: InvoiceSyncSettings,
+) -> tuple[handlers.UseCases, MicroBatcher | None]:
+    """The use cases over one QBO client; the batcher (if on) must be closed before the client."""
+    batcher = (
+        MicroBatcher(
+            qbo,
+            window_seconds=settings.batch_window_ms / 1000,
+            max_items=settings.batch_max_items,
+            concurrency=settings.batch_concurrency,
+        )
+        if settings.batching_enabled
+        else None
+    )
+    deps = Deps(qbo, publisher, service, runtime, settings, References(qbo, settings), batcher)
+    voids = VoidSync(deps)
+    invoices = InvoiceSync(deps, voids)
+    cases = handlers.UseCases(invoices, voids, CreditMemoSync(deps), PaymentSync(deps), BulkInvoiceSync(deps, invoices))
+    return cases, batcher
+
+
+async def build(
+    ctx: ServiceContext,
+    token_provider: TokenProvider | None = None,
+    settings: InvoiceSyncSettings | None = None,
+) -> ServiceParts:
+    tokens = token_provider or TokenManagerClient(ctx.settings.token_manager)
+    qbo = QboClient(ctx.settings.qbo, tokens)
+    cases, batcher = build_use_cases(
+        qbo,
+        ctx.publisher,
+        service=ctx.name,
+        runtime=ctx.settings.runtime,
+        settings=settings or ctx.settings.invoice_sync,
+    )
+    handlers.register(ctx.registry, cases)
+    closers: list[Callable[[], Awaitable[None]]] = [qbo.aclose]  # closed in reverse: the batcher first
+    if batcher is not None:
+        closers.append(batcher.aclose)
+    if isinstance(tokens, TokenManagerClient):
+        closers.insert(0, tokens.aclose)
+    return ServiceParts(resources=cases, closers=closers)
+
+
+definition = ServiceDefinition(
+    name="invoice-sync",
+    build=build,
+    migration_branches=(RUNTIME_BRANCH, "invoice_sync"),
+    migration_locations=(store.MIGRATIONS,),
+    # Full micro-batches of 30 need 30 x (batch_concurrency + 1) records of a company's partition in flight.
+    runtime_defaults={"max_in_flight_per_partition": 64},
+)

@@ -1,0 +1,159 @@
+"""A per-company micro-batcher: concurrent invoice creates of one company leave as one ``/batch`` request.
+
+The runtime runs up to ``max_in_flight_per_partition`` records of a partition at once, and a company's records share
+a partition (the key is the organization), so a burst of invoices arrives here together. Creates queue per company;
+a batch leaves when it holds ``max_items``, or when its oldest create has waited ``window`` — but never more than
+``concurrency`` batches of one company are on their way at once. While those wait (for QuickBooks, or for a slot in
+the company's request budget) the queue keeps filling, so under load batches leave full: fewer requests for the same
+invoices, like Nagle's algorithm. Each caller gets back its own item's outcome (the created invoice, or the error its
+item failed with), so every record still has its own outcome.
+
+Exactly once: the batch's ``requestid`` is derived from its content (the items' own request ids, in order), so
+sending the same batch again replays QuickBooks' answer; a different composition is a new request, which is why a
+caller whose earlier attempt may have written looks its invoice up first (see :mod:`invoice_sync.writer`). A caller
+cancelled while its item is still queued takes the item out (it never left); once sent, the write may happen, and
+the record's next attempt finds the invoice by its number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from invoice_sync import metrics
+from qbsync.qbo import BatchOperation, QboClient
+from qbsync.qbo.errors import QboError
+
+__all__ = ["MicroBatcher", "content_request_prefix"]
+
+
+@dataclass
+class _Item:
+    operation: BatchOperation
+    request_id: str
+    future: asyncio.Future[dict[str, Any]]
+    queued_at: float
+
+
+@dataclass
+class _Company:
+    queue: list[_Item] = field(default_factory=list)
+    sending: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class MicroBatcher:
+    """Create entities of one company in shared ``/batch`` requests. One per process."""
+
+    def __init__(self, qbo: QboClient, *, window_seconds: float, max_items: int = 30, concurrency: int = 1) -> None:
+        if not 1 <= max_items <= 30:
+            raise ValueError("a QuickBooks batch holds 1 to 30 items")
+        if concurrency < 1:
+            raise ValueError("at least one batch must be allowed on its way")
+        self.qbo = qbo
+        self.window = window_seconds
+        self.max_items = max_items
+        self.concurrency = concurrency
+        self._companies: dict[UUID, _Company] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def create(
+        self, organization_id: UUID, entity: str, body: Mapping[str, Any], *, request_id: str
+    ) -> dict[str, Any]:
+        """Create one entity through the company's next batch; returns the entity or raises its item's error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        company = self._companies.setdefault(organization_id, _Company())
+        company.queue.append(_Item(BatchOperation.create(entity, body), request_id, future, loop.time()))
+        self._pump(organization_id)
+        return await future
+
+    def _pump(self, organization_id: UUID) -> None:
+        """Send every batch that may leave now; arm the timer for the oldest create still waiting."""
+        company = self._companies[organization_id]
+        loop = asyncio.get_running_loop()
+        company.queue = [item for item in company.queue if not item.future.done()]  # callers that gave up
+        while company.queue and company.sending < self.concurrency:
+            due = company.queue[0].queued_at + self.window <= loop.time()
+            if len(company.queue) < self.max_items and not due and not self._closing:
+                break
+            items, company.queue = company.queue[: self.max_items], company.queue[self.max_items :]
+            company.sending += 1
+            task = asyncio.create_task(self._run(organization_id, items), name="invoice micro-batch")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if company.timer is not None:
+            company.timer.cancel()
+            company.timer = None
+        if company.queue and company.sending < self.concurrency:
+            delay = max(0.0, company.queue[0].queued_at + self.window - loop.time())
+            company.timer = loop.call_later(delay, self._pump, organization_id)
+
+    async def _run(self, organization_id: UUID, items: list[_Item]) -> None:
+        try:
+            await self._send(organization_id, items)
+        finally:
+            self._companies[organization_id].sending -= 1
+            self._pump(organization_id)
+
+    async def _send(self, organization_id: UUID, items: list[_Item]) -> None:
+        metrics.BATCH_ITEMS.labels("live").observe(len(items))
+        prefix = content_request_prefix([item.request_id for item in items])
+        try:
+            results = await self.qbo.company(organization_id).batch(
+                [item.operation for item in items], request_id_prefix=prefix
+            )
+        except BaseException as exc:  # auth lost, cancelled at shutdown, a bug: every waiter learns it
+            error = exc if isinstance(exc, Exception) else QboShutdownError("the batch was cancelled")
+            for item in items:
+                _settle(item.future, error=error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for item, result in zip(items, results, strict=True):
+            if result.error is not None:
+                _settle(item.future, error=result.error)
+            elif result.entity is None:
+                _settle(item.future, error=QboError("QBO's batch result holds no entity"))
+            else:
+                _settle(item.future, value=result.entity)
+
+    async def aclose(self) -> None:
+        """Send what is queued and wait for batches on their way (bounded by the client's own timeouts)."""
+        self._closing = True
+        while self._tasks or any(c.queue for c in self._companies.values()):
+            for organization_id in list(self._companies):
+                self._pump(organization_id)
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                await asyncio.sleep(0)
+
+
+class QboShutdownError(QboError):
+    """The batch was cancelled while the service stopped; the record comes again (and looks before it writes)."""
+
+    retryable = True
+
+
+def _settle(
+    future: asyncio.Future[dict[str, Any]], *, value: dict[str, Any] | None = None, error: Exception | None = None
+) -> None:
+    if future.done():  # the caller gave up (cancelled); its record will come again
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert value is not None
+        future.set_result(value)
+
+
+def content_request_prefix(request_ids: list[str]) -> str:
+    """A stable id of the batch's content: the same items in the same order give the same QuickBooks requestid."""
+    digest = hashlib.sha256("\n".join(request_ids).encode()).hexdigest()
+    return f"mb-{digest[:32]}"

@@ -1,0 +1,241 @@
+"""Everything a document needs to be written: its customer's and items' QuickBooks ids, the company's preferences,
+terms, payment methods and bank account.
+
+Customer and item ids are *learnt from events* (customer-sync's results, pull-sync's item changes) and kept in our
+tables; a customer not linked yet is "not ready" (the retry ladder: its sync is in flight), an item unknown to
+QuickBooks is a clear permanent failure with the seed's resolution. Company facts are read from QuickBooks once per
+organization and cached for ``reference_ttl_seconds`` (one request per organization however many invoices ask).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from invoice_sync import store
+from invoice_sync.config import InvoiceSyncSettings
+from qbsync.contracts.batchly import DocumentLine
+from qbsync.domain.invoices import ordered_lines
+from qbsync.domain.payments import method_candidates
+from qbsync.persistence.database import Database
+from qbsync.qbo import QboClient, QboQuery
+from qbsync.runtime import DependencyNotReady, PermanentError
+
+__all__ = [
+    "CUSTOM_NUMBERS_HINT",
+    "ITEM_HINT",
+    "CompanyFacts",
+    "References",
+    "TtlCache",
+]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+ITEM_HINT = (
+    "Create the item in QuickBooks, run item sync (Sync Items Now), then retry this invoice "
+    "(or create the item in Batchly, sync it to QuickBooks, and retry)."
+)
+CUSTOMER_HINT = "Sync the customer to QuickBooks (Sync to QB on the customer), then retry."
+CUSTOM_NUMBERS_HINT = (
+    "QuickBooks Settings -> Sales -> Custom transaction numbers: On (Batchly sets the invoice numbers), then retry."
+)
+
+
+class TtlCache(Generic[K, V]):
+    """A small per-key cache with expiry and single flight (concurrent misses of one key share one load)."""
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._values: dict[K, tuple[float, V]] = {}
+        self._locks: dict[K, asyncio.Lock] = {}
+
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        hit = self._fresh(key)
+        if hit is not None:
+            return hit[0]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            hit = self._fresh(key)
+            if hit is not None:
+                return hit[0]
+            value = await load()
+            self._values[key] = (self._clock() + self._ttl, value)
+            return value
+
+    def _fresh(self, key: K) -> tuple[V] | None:
+        entry = self._values.get(key)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return (entry[1],)
+
+    def forget(self, key: K) -> None:
+        self._values.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyFacts:
+    """What the company's Preferences say about writing sales documents."""
+
+    custom_txn_numbers: bool
+    automated_sales_tax: bool
+    home_currency: str | None
+
+    @classmethod
+    def from_preferences(cls, prefs: dict[str, Any]) -> CompanyFacts:
+        sales = prefs.get("SalesFormsPrefs") or {}
+        tax = prefs.get("TaxPrefs") or {}
+        currency = (prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}
+        return cls(
+            custom_txn_numbers=bool(sales.get("CustomTxnNumbers", False)),
+            automated_sales_tax=bool(tax.get("PartnerTaxEnabled", False)),
+            home_currency=currency.get("value") if isinstance(currency, dict) else None,
+        )
+
+
+class References:
+    """Resolves a document's references; one per process (its caches are per organization)."""
+
+    def __init__(
+        self, qbo: QboClient, settings: InvoiceSyncSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.qbo = qbo
+        ttl = settings.reference_ttl_seconds
+        self._facts: TtlCache[UUID, CompanyFacts] = TtlCache(ttl, clock)
+        self._named: TtlCache[tuple[UUID, str, str], str | None] = TtlCache(ttl, clock)
+        self._missing_skus: TtlCache[tuple[UUID, str], store.ItemLink | None] = TtlCache(
+            settings.missing_sku_ttl_seconds, clock
+        )
+        self._refund_item_name = settings.refund_item_name
+        self._refund_account_name = settings.refund_account_name
+
+    # ---- company facts ---------------------------------------------------------------------------------------------
+    async def facts(self, organization_id: UUID) -> CompanyFacts:
+        async def load() -> CompanyFacts:
+            return CompanyFacts.from_preferences(await self.qbo.company(organization_id).preferences())
+
+        return await self._facts.get_or_load(organization_id, load)
+
+    async def require_document_numbers(self, organization_id: UUID, *, currency: str | None = None) -> CompanyFacts:
+        """Checked before any write of a numbered document: QuickBooks must keep our numbers (seed "QuickBooks
+        Setup Requirements"), and the document's currency must be the company's."""
+        facts = await self.facts(organization_id)
+        if not facts.custom_txn_numbers:
+            self._facts.forget(organization_id)  # the retry after the fix reads the preference again
+            raise PermanentError(
+                "custom transaction numbers are off in this QuickBooks company: QuickBooks would ignore Batchly's "
+                "number and assign its own",
+                code="custom_txn_numbers_off",
+                hint=CUSTOM_NUMBERS_HINT,
+            )
+        if currency and facts.home_currency and currency != facts.home_currency:
+            raise PermanentError(
+                f"the document is in {currency} but the QuickBooks company's home currency is {facts.home_currency}",
+                code="currency",
+                field="currency",
+                hint="Issue the document in the company's home currency.",
+            )
+        return facts
+
+    # ---- named lists (terms, payment methods, accounts, items) -----------------------------------------------------
+    async def _id_by(self, organization_id: UUID, entity: str, prop: str, value: str) -> str | None:
+        async def load() -> str | None:
+            query = QboQuery.select(entity).where(prop, "=", value).order_by("Id")
+            page = await self.qbo.company(organization_id).query(query)
+            return str(page.rows[0]["Id"]) if page.rows else None
+
+        return await self._named.get_or_load((organization_id, entity, f"{prop}={value}"), load)
+
+    async def term_id(self, organization_id: UUID, name: str) -> str | None:
+        return await self._id_by(organization_id, "Term", "Name", name)
+
+    async def payment_method_id(self, organization_id: UUID, method: str) -> str | None:
+        for name in method_candidates(method):
+            found = await self._id_by(organization_id, "PaymentMethod", "Name", name)
+            if found is not None:
+                return found
+        return None
+
+    async def refund_account_id(self, organization_id: UUID) -> str | None:
+        if self._refund_account_name:
+            return await self._id_by(organization_id, "Account", "Name", self._refund_account_name)
+        return await self._id_by(organization_id, "Account", "AccountType", "Bank")
+
+    async def refund_item_id(self, organization_id: UUID) -> str | None:
+        """The configured refund item, or ``None`` (the caller then books on the refunded document's item)."""
+        if not self._refund_item_name:
+            return None
+        return await self._id_by(organization_id, "Item", "Name", self._refund_item_name)
+
+    # ---- customers and items ---------------------------------------------------------------------------------------
+    async def customer_id(self, db: Database, organization_id: UUID, customer_id: UUID) -> str:
+        """The QuickBooks customer; not linked yet -> ``DependencyNotReady`` (customer-sync's result will arrive)."""
+        async with db.connect() as conn:
+            qbo_id = await store.get_customer_link(conn, organization_id, customer_id)
+        if qbo_id is None:
+            raise DependencyNotReady(
+                f"customer {customer_id} has no QuickBooks id yet (its sync is pending or failed)",
+                code="customer_not_synced",
+                hint=CUSTOMER_HINT,
+            )
+        return qbo_id
+
+    async def item_ids(self, db: Database, organization_id: UUID, lines: Sequence[DocumentLine]) -> tuple[str, ...]:
+        """QuickBooks item per line in ``ordered_lines`` order: by link, else by SKU (ours, then QuickBooks')."""
+        ordered = ordered_lines(lines)
+        async with db.connect() as conn:
+            links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
+            wanted = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
+            by_sku = await store.get_item_skus(conn, organization_id, wanted)
+        for sku in (s for s in wanted if s not in by_sku):
+            found = await self._item_by_sku(db, organization_id, sku)
+            if found is not None:
+                by_sku[sku] = found
+        position = {line.line_number: index for index, line in enumerate(lines)}
+        ids: list[str] = []
+        for line in ordered:
+            link = links.get(line.item_id) or (by_sku.get(line.sku) if line.sku else None)
+            field = f"lines[{position[line.line_number]}].item_id"
+            label = line.sku or str(line.item_id)
+            if link is None:
+                raise PermanentError(
+                    f'Item "{label}" not found in QuickBooks', code="item_not_found", field=field, hint=ITEM_HINT
+                )
+            if not link.active:
+                raise PermanentError(
+                    f'Item "{label}" is inactive in QuickBooks', code="item_inactive", field=field, hint=ITEM_HINT
+                )
+            ids.append(link.qbo_item_id)
+        return tuple(ids)
+
+    async def _item_by_sku(self, db: Database, organization_id: UUID, sku: str) -> store.ItemLink | None:
+        async def load() -> store.ItemLink | None:
+            query = QboQuery.select("Item").where("Sku", "=", sku).order_by("Id")
+            page = await self.qbo.company(organization_id).query(query)
+            if not page.rows:
+                return None
+            return store.ItemLink(str(page.rows[0]["Id"]), bool(page.rows[0].get("Active", True)))
+
+        found = await self._missing_skus.get_or_load((organization_id, sku), load)
+        if found is None:
+            return None
+        now = datetime.now(UTC)
+        async with db.transaction() as conn:
+            await store.upsert_item_sku(
+                conn,
+                organization_id=organization_id,
+                sku=sku,
+                qbo_item_id=found.qbo_item_id,
+                active=found.active,
+                source="sku_lookup",
+                occurred_at=now,
+                now=now,
+            )
+        self._missing_skus.forget((organization_id, sku))  # stored now: the table is the cache from here on
+        return found

@@ -1,0 +1,148 @@
+"""Writing a document to QuickBooks exactly once.
+
+Three layers, each covering what the one before cannot:
+
+1. ``requestid``: every write carries one derived from the event (QuickBooks replays the original answer to a
+   repeated id; the client retries a dropped connection in place with the same id).
+2. The write-ahead *intent*: committed before the write. A later attempt that finds it knows the earlier write may
+   have happened — through a batch with another requestid, or longer ago than QuickBooks keeps request ids — and
+   looks the document up by its number before creating anything. (A retry without an intent never wrote: the intent
+   is committed before every write, so "attempt > 1" alone adds a query per retried record and nothing else.)
+3. The number: QuickBooks refuses a second document with the same number (6140). The holder is looked up; if it is
+   ours (same customer, same total) it is linked, otherwise it is a real conflict.
+
+Only one attempt writes a document at a time (:func:`writing` holds a claim on its row): two copies of one event can
+run at once (the main topic and a retry tier are consumed by different workers), and two creates racing a lookup
+would both find nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+from invoice_sync import store
+from qbsync.persistence.database import Database
+from qbsync.qbo.errors import QboDuplicateDocNumberError
+from qbsync.runtime import DependencyNotReady, TransientError
+
+__all__ = ["Claim", "Conflict", "Written", "find_existing", "write_once", "writing"]
+
+_CLAIM_POLL_SECONDS = 0.05
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    row: Row
+    action: Literal["created", "linked"]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """QuickBooks holds the document's number for a document that is not ours."""
+
+    holder: Row
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A won write claim: the document as it is now, and whether an earlier write's outcome is uncertain."""
+
+    document: store.Document
+    uncertain: bool
+
+
+@asynccontextmanager
+async def writing(
+    db: Database,
+    document: store.Document,
+    *,
+    event_id: UUID,
+    lease: timedelta,
+    wait: float = 0.0,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> AsyncIterator[Claim]:
+    """Hold the document's write claim for one attempt.
+
+    Another attempt writing it right now (a second copy of the event on a retry tier, "Retry Sync" pressed while the
+    original is retrying) is waited for up to ``wait`` seconds — the caller then usually finds the document synced —
+    and after that this attempt waits its turn through the ladder. A crashed attempt's claim expires after ``lease``
+    (the handler's whole time budget).
+    """
+    claim = uuid.uuid4()
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        moment = now()
+        async with db.transaction() as conn:
+            won, previous = await store.claim_write(
+                conn,
+                document.organization_id,
+                document.kind,
+                document.document_id,
+                claim=claim,
+                event_id=event_id,
+                now=moment,
+                stale_before=moment - lease,
+            )
+            current = await store.get_document(conn, document.organization_id, document.kind, document.document_id)
+        if won:
+            break
+        if asyncio.get_running_loop().time() >= deadline:
+            raise DependencyNotReady(
+                f"another attempt is writing this {document.kind.replace('_', ' ')} to QuickBooks right now; "
+                "waiting for it to finish",
+                code="write_in_progress",
+            )
+        await asyncio.sleep(_CLAIM_POLL_SECONDS)
+    assert current is not None, "a claimed document exists"
+    try:
+        yield Claim(current, uncertain=previous is not None)
+    finally:
+        async with db.transaction() as conn:
+            await store.release_write(conn, document.organization_id, document.kind, document.document_id, claim=claim)
+
+
+async def write_once(
+    *,
+    body: Row,
+    request_id: str,
+    uncertain: bool,
+    create: Callable[[Row, str], Awaitable[Row]],
+    find: Callable[[], Awaitable[list[Row]]],
+    ours: Callable[[Row], bool],
+) -> Written | Conflict:
+    """Create ``body`` unless it (or a conflicting holder of its number) already exists; see the module docstring."""
+    if uncertain:
+        existing = await find_existing(find, ours)
+        if existing is not None:
+            return existing
+    try:
+        return Written(await create(body, request_id), "created")
+    except QboDuplicateDocNumberError:
+        existing = await find_existing(find, ours)
+        if existing is not None:
+            return existing
+        raise TransientError(
+            "QuickBooks says the number is taken but no document holding it can be found yet", code="6140"
+        ) from None
+
+
+async def find_existing(
+    find: Callable[[], Awaitable[list[Row]]], ours: Callable[[Row], bool]
+) -> Written | Conflict | None:
+    """The document holding the number: ours (lowest Id first) -> linked; someone else's -> a conflict."""
+    rows = sorted(await find(), key=lambda row: int(row["Id"]) if str(row.get("Id", "")).isdigit() else 0)
+    mine = [row for row in rows if ours(row)]
+    if mine:
+        return Written(mine[0], "linked")
+    if rows:
+        return Conflict(rows[0])
+    return None
