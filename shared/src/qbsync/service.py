@@ -72,13 +72,21 @@ class ServiceDefinition:
     track_connections: bool = True
     #: The ledger's direction for this service's syncs: "push" (Batchly -> QBO) or "pull" (QBO -> Batchly).
     direction: str = "push"
+    #: Runtime settings this service needs by default (an operator's explicit setting still wins), e.g. more records
+    #: in flight per partition so a company's invoices fill batches of 30.
+    runtime_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_service(definition: ServiceDefinition, settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (exit code 0) or until the runtime fails (exit code 1)."""
     name = definition.name
     # This service's share of each QuickBooks company's budget (the services together stay under QBO's limits).
-    settings = settings.model_copy(update={"qbo": settings.qbo_budget.for_service(settings.qbo, name)})
+    runtime_settings = settings.runtime.model_copy(
+        update={k: v for k, v in definition.runtime_defaults.items() if k not in settings.runtime.model_fields_set}
+    )
+    settings = settings.model_copy(
+        update={"qbo": settings.qbo_budget.for_service(settings.qbo, name), "runtime": runtime_settings}
+    )
     configure_logging(name, level=settings.logging.level, fmt=settings.logging.format)
     _register_secrets(settings)
     stop = asyncio.Event()

@@ -33,6 +33,7 @@ __all__ = [
     "DatabaseSettings",
     "EmbeddedSettings",
     "HttpSettings",
+    "InvoiceSyncSettings",
     "KafkaSettings",
     "LoggingSettings",
     "PullSyncSettings",
@@ -273,6 +274,32 @@ class PullSyncSettings(_Section):
     webhook_ack_timeout_seconds: float = Field(default=2.5, gt=0, le=10)
 
 
+class InvoiceSyncSettings(_Section):
+    """invoice-sync: live micro-batching into ``/batch``, reference caches, bulk runs, refunds."""
+
+    #: Collect concurrent InvoiceCreated writes of one company into one ``/batch`` request.
+    batching_enabled: bool = True
+    #: How long the first invoice of a batch waits for others to join (the batch also leaves when it is full).
+    batch_window_ms: float = Field(default=15.0, ge=0, le=1_000)
+    #: Items per micro-batch; QuickBooks takes at most 30.
+    batch_max_items: int = Field(default=30, ge=1, le=30)
+    #: Batches of one company on their way at once; while they wait, the next batch fills up. The records waiting in
+    #: batches count against the runtime's ``max_in_flight_per_partition``, so full batches need that to be at least
+    #: ``batch_max_items x (batch_concurrency + 1)``; below it, batches are smaller (never wrong, only more requests).
+    batch_concurrency: int = Field(default=1, ge=1, le=10)
+    #: How long the company's Preferences, terms, payment methods and bank account are cached per organization.
+    reference_ttl_seconds: float = Field(default=300.0, ge=0)
+    #: A SKU that QuickBooks did not know is not asked for again within this time (a burst of lines, one query).
+    missing_sku_ttl_seconds: float = Field(default=30.0, ge=0)
+    #: "Sync All Unsent Invoices": invoices handled per run (it must fit the handler timeout); the rest wait for the
+    #: next run, which the summary asks for.
+    bulk_max_per_run: int = Field(default=1_500, ge=1)
+    #: Name of the QuickBooks item refunds are booked on; unset: the largest line's item of the refunded document.
+    refund_item_name: str | None = None
+    #: Name of the bank account refunds are paid from; unset: the first active Bank account.
+    refund_account_name: str | None = None
+
+
 class QboBudgetSettings(_Section):
     """How the services share one QuickBooks company's budget, so that together they never cause a 429.
 
@@ -344,6 +371,7 @@ class Settings(BaseSettings):
     token_manager: TokenManagerSettings = TokenManagerSettings()
     pull_sync: PullSyncSettings = PullSyncSettings()
     qbo_budget: QboBudgetSettings = QboBudgetSettings()
+    invoice_sync: InvoiceSyncSettings = InvoiceSyncSettings()
 
     #: ``KAFKA_BOOTSTRAP_SERVERS`` without the prefix; applied when ``QBSYNC_KAFKA__BOOTSTRAP_SERVERS`` is unset.
     kafka_bootstrap_servers_fallback: Annotated[

@@ -27,6 +27,7 @@ from qbsync.persistence.tables import (
 from qbsync.runtime.kafka import OutboundRecord
 
 __all__ = [
+    "FINAL_STATUSES",
     "LedgerEntry",
     "ParkedRecord",
     "connection_state",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 _NAMESPACE = uuid.UUID("6a3f8f4e-35a4-4b38-9d55-0c6e1c1f5a11")
+
+#: Ledger statuses an event ends in when it was handled; later steps of a racing copy do not overwrite them.
+FINAL_STATUSES = ("completed", "ignored", "deferred")
 
 
 def ledger_id(service: str, event_id: UUID) -> UUID:
@@ -176,7 +180,17 @@ async def upsert_ledger(conn: AsyncConnection, entry: LedgerEntry) -> UUID:
         created_at=entry.now,
         **values,
     )
-    await conn.execute(statement.on_conflict_do_update(index_elements=[sync_ledger.c.event_id], set_=values))
+    # A row that reached a final state (another copy of the event completed it) is never downgraded by a copy that
+    # was still in flight — two copies can race (main topic and a retry tier, a redelivery, a replay).
+    if entry.status not in FINAL_STATUSES:
+        statement = statement.on_conflict_do_update(
+            index_elements=[sync_ledger.c.event_id],
+            set_=values,
+            where=sync_ledger.c.status.not_in(FINAL_STATUSES),
+        )
+    else:
+        statement = statement.on_conflict_do_update(index_elements=[sync_ledger.c.event_id], set_=values)
+    await conn.execute(statement)
     return entry.id
 
 

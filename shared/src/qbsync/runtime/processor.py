@@ -340,7 +340,18 @@ class RecordProcessor:
             return await self._on_failure(delivery, envelope, classify(exc), started)
         if not written:
             prior = await self._durably("idempotency-read", lambda: self._find_processed(envelope.event_id))
-            await self._durably("republish", lambda: self.publisher.send_all(prior or []))
+            if prior is None:
+                # Not a concurrent copy of this event: the handler's own state change broke a constraint. That is
+                # a failure to go through the ladder (never an acknowledged non-outcome).
+                error = Classified(
+                    "internal",
+                    "integrity_error",
+                    "recording the outcome broke a database constraint of the service's own tables",
+                    None,
+                    "IntegrityError",
+                )
+                return await self._on_failure(delivery, envelope, error, started)
+            await self._durably("republish", lambda: self.publisher.send_all(prior))
             return "duplicate"
         await self._durably("publish-results", lambda: self.publisher.send_all(records))
         if isinstance(outcome, Recorded) and outcome.after_commit is not None:
