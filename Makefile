@@ -6,7 +6,7 @@
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-fast lint schemas bootstrap
+.PHONY: run test test-fast test-campaign lint schemas bootstrap
 
 run:
 	@scripts/bootstrap
@@ -20,6 +20,11 @@ test:
 test-fast:
 	@scripts/bootstrap
 	$(UV) run --frozen pytest tests/unit -q
+
+# The full-size campaigns (minutes each) whose reduced forms run in `make test`.
+test-campaign:
+	@scripts/bootstrap --test
+	$(UV) run --frozen pytest -m campaign
 
 lint:
 	@scripts/bootstrap

@@ -174,7 +174,7 @@ def _stream(world: BatchlyWorld, org: uuid.UUID, invoices: int) -> tuple[list[An
     ("organizations", "per_organization"),
     [
         pytest.param(3, 40, id="3x40"),
-        pytest.param(5, 200, id="5x200", marks=pytest.mark.slow),
+        pytest.param(5, 200, id="5x200", marks=[pytest.mark.slow, pytest.mark.campaign]),
     ],
 )
 async def test_a_realistic_stream_reaches_quickbooks_exactly_once_and_penny_perfect(
