@@ -207,7 +207,10 @@ class Kafka:
 
     async def committed(self, group: str, topic: str) -> dict[int, int | None]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, group_id=group, enable_auto_commit=False
+            # A runtime's Kafka group id carries the topic prefix, as its topics do.
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.prefix + group,
+            enable_auto_commit=False,
         )
         await consumer.start()
         try:

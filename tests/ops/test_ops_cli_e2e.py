@@ -131,7 +131,7 @@ def test_dead_letters_of_an_outage_replay_once_and_a_second_replay_duplicates_no
     # Forced, after a crash between the re-publish and the commit (the cursor is back where it was): the record
     # reaches the service a second time, and the service's idempotency answers it without touching QuickBooks.
     duplicates_before = metric(plat, "customer-sync", "qbsync_events_total", outcome="duplicate")
-    asyncio.run(_reset_cursor(stack["bootstrap"], plat.prefix + dead_letter_topic("customer-sync")))
+    asyncio.run(_reset_cursor(stack["bootstrap"], plat.prefix, dead_letter_topic("customer-sync")))
     twice = cli("dlq", "replay", "--service", "customer-sync", "--error-class", "transient", "--force")
     assert "replayed 1," in twice.output, twice.output
     asyncio.run(
@@ -179,8 +179,9 @@ def test_doctor_passes_a_good_company_and_flags_custom_numbers_off(stack: dict[s
     assert "❌ custom transaction numbers: off" in bad.output
 
 
-async def _reset_cursor(bootstrap: str, topic: str) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=replay_group("customer-sync"))
+async def _reset_cursor(bootstrap: str, prefix: str, dead_letters: str) -> None:
+    topic = prefix + dead_letters
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=replay_group("customer-sync", prefix))
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -57,8 +57,9 @@ REPLAYED_FROM = h.REPLAYED_FROM
 MAX_SCAN = 200_000
 
 
-def replay_group(service: str) -> str:
-    return f"qbsync.ops.replay.{service}"
+def replay_group(service: str, prefix: str = "") -> str:
+    """The replay cursor's group; the topic prefix keeps environments on one cluster apart."""
+    return f"{prefix}qbsync.ops.replay.{service}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ async def read_dead_letters(
 ) -> tuple[list[DeadLetter], dict[int, int]]:
     """Every record of ``service``'s dead-letter topic (from the replay cursor with ``from_cursor``), oldest first
     per partition, and the replay cursor's committed offsets by partition (records before them were replayed)."""
-    group = replay_group(service)
+    group = replay_group(service, settings.topics.prefix)
     async with _consumer(settings, group) as consumer:
         partitions = await _partitions(consumer, settings.topics.prefix + dead_letter_topic(service))
         cursor = await _committed(consumer, partitions)
@@ -278,7 +279,7 @@ async def replay(
     on_sent: Callable[[DeadLetter, int, int], Awaitable[None] | None] | None = None,
 ) -> ReplayPlan:
     """Replay the dead letters of ``service`` that match ``filters`` (see the module docstring)."""
-    group = replay_group(service)
+    group = replay_group(service, settings.topics.prefix)
     async with _consumer(settings, group) as consumer:
         partitions = await _partitions(consumer, settings.topics.prefix + dead_letter_topic(service))
         starts = await _committed(consumer, partitions)

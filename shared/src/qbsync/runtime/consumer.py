@@ -64,7 +64,9 @@ class ConsumerRuntime:
         hooks: ProcessorHooks | None = None,
     ) -> None:
         self.service = service
+        #: The logical group (the database's key for parked records); Kafka's group id adds the topic prefix.
         self.group = group or f"qbsync.{service}"
+        self.kafka_group = publisher.topic_prefix + self.group
         self.settings = settings
         self.kafka = kafka
         self.db = db
@@ -105,7 +107,8 @@ class ConsumerRuntime:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             **client_options(self.kafka, self.service),
-            group_id=self.group,
+            # The prefix isolates environments on one cluster: their groups must differ as their topics do.
+            group_id=self.kafka_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=self.kafka.session_timeout_ms,
@@ -335,10 +338,17 @@ class ConsumerRuntime:
         return Recorded(persist=persist)
 
     async def _sweep_loop(self) -> None:
-        """Safety net: resume records parked before a reconnect this service already knows about."""
+        """Safety net: resume records parked before a reconnect this service already knows about.
+
+        The cutoff is the sweep's own clock, not the reconnect event's ``occurred_at``: a record whose attempt
+        started after token-manager reconnected but before this service consumed ``QboConnected`` parked (the
+        service still knew the connection as lost) with a start later than ``occurred_at``; cut off there it would
+        stay parked until the next reconnect. While the status here is ``connected`` every parked record predates it.
+        """
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
+                swept_at = datetime.now(UTC)
                 async with self.db.connect() as conn:
                     rows = (
                         await conn.execute(
@@ -353,8 +363,8 @@ class ConsumerRuntime:
                             )
                         )
                     ).all()
-                for org, changed_at in rows:
-                    await self.resume_parked(org, connected_at=changed_at)
+                for org, _changed_at in rows:
+                    await self.resume_parked(org, connected_at=swept_at)
                 await self._refresh_parked_gauge()
             except asyncio.CancelledError:
                 raise
