@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qbo_emulator import admin, ids, oauth_routes, v3_routes
+from qbo_emulator.bodylimit import BodyLimitMiddleware
 from qbo_emulator.config import EmulatorConfig
 from qbo_emulator.core import EmulatorCore
 from qbo_emulator.openapi import openapi_document
@@ -86,6 +87,7 @@ def create_app(config: EmulatorConfig | None = None, *, core: EmulatorCore | Non
         *admin.routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(GatewayMiddleware)
     app.state.emulator = emulator
     return app

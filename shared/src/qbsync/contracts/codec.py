@@ -113,4 +113,6 @@ def _json_position(raw: bytes) -> str:
         return "it is not UTF-8 text"
     except json.JSONDecodeError as exc:
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:  # nesting deeper than the interpreter's stack: refused by the parser above as well
+        return "it is nested too deeply"
     return "unparseable"

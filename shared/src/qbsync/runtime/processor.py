@@ -726,7 +726,7 @@ def _identity_of(delivery: Delivery) -> dict[str, Any]:
     }
     try:
         document = json.loads(delivery.record.value or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the stack
         return identity
     if not isinstance(document, dict):
         return identity
