@@ -39,3 +39,23 @@ schemas:
 	$(UV) run --frozen qbsync schemas export
 	$(UV) run --frozen qbsync asyncapi export
 	$(UV) run --frozen qbsync dashboard export
+
+# Benchmarks (issue 10, docs/performance.md): every scenario and its baselines side by side in one run; the JSON
+# report goes to var/bench/. `bench` is the full run (45-60 minutes here), `bench-smoke` the reduced sizes (2-3 minutes).
+.PHONY: bench bench-smoke
+bench:
+	@scripts/bootstrap --test
+	$(UV) run --frozen python -m tests.bench --out var/bench/report.json
+
+bench-smoke:
+	@scripts/bootstrap --test
+	$(UV) run --frozen python -m tests.bench --smoke --out var/bench/report-smoke.json
+
+# The reliability and security campaign (issue 9), full form — see docs/reliability.md. 2,000 events for 5
+# organizations through the four services while each is SIGKILLed 4 times and every emulator fault runs 3 times,
+# then the accounting pass; then the security, poison/fuzz and shared-budget tests with more examples. ~20 minutes.
+.PHONY: reliability
+reliability:
+	@scripts/bootstrap --test
+	$(UV) run --frozen python -m tests.reliability full
+	QBSYNC_FUZZ_EXAMPLES=20 QBSYNC_FUZZ_HTTP_EXAMPLES=50 $(UV) run --frozen pytest tests/reliability tests/security tests/fuzz -q

@@ -78,6 +78,9 @@ definition = ServiceDefinition(
     build=build,
     migration_branches=(RUNTIME_BRANCH, "invoice_sync"),
     migration_locations=(store.MIGRATIONS,),
-    # Full micro-batches of 30 need 30 x (batch_concurrency + 1) records of a company's partition in flight.
-    runtime_defaults={"max_in_flight_per_partition": 64},
+    # Full micro-batches of 30 need 30 x (batch_concurrency + 1) records of a company's partition in flight. The
+    # buffer ahead of them holds decoded invoices (~12 KB each): 4x the in-flight window keeps the workers fed and
+    # bounds memory under a backlog (the runtime's default of 1,000 per partition took the service to ~230 MB; 256:
+    # ~160 MB — docs/performance.md).
+    runtime_defaults={"max_in_flight_per_partition": 64, "max_buffered_per_partition": 256},
 )

@@ -1,0 +1,112 @@
+"""Regression tests of the fixes the benchmark's profiles led to (``docs/performance.md``, "Optimisations").
+
+They assert behaviour (how many requests QuickBooks sees), never speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from invoice_sync import store
+from invoice_sync.config import InvoiceSyncSettings
+from invoice_sync.references import References
+from qbsync.contracts.batchly import DocumentLine
+from qbsync.persistence import Database
+from qbsync.qbo import QboClient, QboClientSettings, StaticTokenProvider
+from qbsync.settings import DatabaseSettings
+from tests.fixtures.emulator import EmulatorHandle
+from tests.integration.harness import open_database
+
+pytestmark = pytest.mark.bench
+
+SKUS = ("BNC-FLOUR", "BNC-SUGAR", "BNC-SALT")
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(
+        "invoice-sync",
+        DatabaseSettings(data_dir=tmp_path),
+        branches=("runtime", "invoice_sync"),
+        locations=(store.MIGRATIONS,),
+    )
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def _line(number: int, sku: str) -> DocumentLine:
+    # A fresh Batchly item id per line: none is linked, so every line resolves by SKU (QuickBooks NonInventory items
+    # are not published by pull-sync and are found this way in production too).
+    return DocumentLine(
+        line_number=number,
+        item_id=uuid.uuid4(),
+        sku=sku,
+        quantity=Decimal(1),
+        unit_price=Decimal("2.00"),
+        amount=Decimal("2.00"),
+    )
+
+
+async def test_a_burst_of_invoices_looks_each_sku_up_in_quickbooks_once(emulator: EmulatorHandle, db: Database) -> None:
+    """60 invoices of one company in flight at once, three SKUs each, none known yet: three look-ups, not dozens.
+
+    Before the fix a found SKU was dropped from the single-flight cache as soon as it was stored, so every invoice
+    that had read the (still empty) table before the row was stored asked QuickBooks again.
+    """
+    from qbo_emulator.accounting import Accounting
+    from qbo_emulator.context import WriteContext
+    from qbo_emulator.entities import BY_NAME
+
+    realm = emulator.create_company(name="Burst Co")
+    company = emulator.core.company(realm)
+    assert company is not None
+    income = next(str(r["Id"]) for r in company.rows("Account") if r.get("Name") == "Services")
+    accounting = Accounting(WriteContext(company, emulator.core.config.fidelity, datetime.now(UTC)))
+    ids = {
+        sku: str(
+            accounting.create(BY_NAME["Item"], {"Name": sku, "Sku": sku, "IncomeAccountRef": {"value": income}})["Id"]
+        )
+        for sku in SKUS
+    }
+    org = uuid.uuid4()
+    qbo = QboClient(
+        QboClientSettings(base_url="http://qbo.test"),
+        StaticTokenProvider({org: (realm, emulator.issue_tokens(realm)["access_token"])}),
+        transport=httpx.ASGITransport(app=emulator.app),
+    )
+    references = References(qbo, InvoiceSyncSettings())
+    try:
+        lines = [_line(n + 1, sku) for n, sku in enumerate(SKUS)]
+        resolved = await asyncio.gather(*(references.item_ids(db, org, lines) for _ in range(60)))
+    finally:
+        await qbo.aclose()
+
+    assert resolved == [tuple(ids[sku] for sku in SKUS)] * 60
+    assert emulator.core.realm_stats(realm).as_dict()["by_operation"].get("query") == len(SKUS)
+    async with db.connect() as conn:
+        stored = await store.get_item_skus(conn, org, list(SKUS))
+    assert {sku: link.qbo_item_id for sku, link in stored.items()} == ids, "the table knows them from now on"
+
+
+def test_invoice_sync_bounds_its_buffer_to_a_few_in_flight_windows() -> None:
+    """Under a backlog the buffer, not the work in flight, decides the service's memory: decoded invoices (~12 KB
+    each) waiting ahead of the workers. invoice-sync keeps 4 in-flight windows of them per partition — enough to keep
+    the workers fed between fetches, and ~160 MB instead of ~230 MB under a 30,000-invoice backlog."""
+    from invoice_sync.app import definition
+    from qbsync.settings import RuntimeSettings
+
+    defaults = definition.runtime_defaults
+    runtime = RuntimeSettings().model_copy(update=defaults)
+    assert runtime.max_in_flight_per_partition == 64
+    assert runtime.max_buffered_per_partition == 4 * runtime.max_in_flight_per_partition
+    assert runtime.max_buffered_per_partition < RuntimeSettings().max_buffered_per_partition
