@@ -120,7 +120,8 @@ async def set_up_platform(stack: BenchStack, bench: BenchWorld, *, timeout_s: fl
         if failed:
             raise RuntimeError(f"{len(failed)} set-up event(s) failed, e.g. {failed[0]}")
     topics = [stack.prefix + QBSYNC_SYNC_RESULTS, stack.prefix + QBSYNC_CHANGES]
-    await wait_consumed(stack.bootstrap, "qbsync.invoice-sync", topics, timeout_s=timeout_s)
+    # A service's Kafka group id carries the topic prefix, as its topics do.
+    await wait_consumed(stack.bootstrap, stack.prefix + "qbsync.invoice-sync", topics, timeout_s=timeout_s)
 
 
 # ---- the baselines' company: the same catalog and customers, written directly ------------------------------------
