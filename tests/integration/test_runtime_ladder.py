@@ -207,6 +207,49 @@ async def test_permanent_error_is_dead_lettered_after_one_attempt(
             assert await kafka.end_offsets(retry_topic(SERVICE, 1)) == dict.fromkeys(range(3), 0)
 
 
+async def test_copies_of_a_failed_event_are_acknowledged_without_a_second_failure_or_dead_letter(
+    kafka_settings: KafkaSettings, topic_settings: TopicSettings, database_settings: DatabaseSettings
+) -> None:
+    """One terminal outcome per event, also for a failure: redelivered copies of a dead-lettered event (or a copy
+    that was in flight beside it) do not fail it again (found by the reliability campaign: two SyncFailed)."""
+    registry = HandlerRegistry()
+    attempts: list[int] = []
+
+    @registry.on(CustomerCreated)
+    async def handle(ctx: HandlerContext, event: CustomerCreated) -> Completed:
+        attempts.append(ctx.attempt)
+        raise PermanentError("DisplayName is held by a vendor", code="6240", field="display_name")
+
+    event = customer_created()
+    async with Kafka(kafka_settings, topic_settings) as kafka:
+        await _setup(kafka)
+        async with running_runtime(
+            service=SERVICE,
+            topics=[BATCHLY_CUSTOMERS],
+            registry=registry,
+            kafka=kafka_settings,
+            topic_settings=topic_settings,
+            database=database_settings,
+        ) as rt:
+            await kafka.publish(event)
+            await kafka.read(dead_letter_topic(SERVICE), expect=1)
+            await kafka.publish(event)  # at-least-once producers: the same event twice more
+            await kafka.publish(event)
+            ends = await kafka.end_offsets(BATCHLY_CUSTOMERS)
+            assert sum(ends.values()) == 3
+
+            async def caught_up() -> bool:
+                committed = await kafka.committed(rt.group, BATCHLY_CUSTOMERS)
+                return all((committed.get(p) or 0) == end for p, end in ends.items())
+
+            await wait_for(caught_up, timeout=20)
+            assert attempts == [1], "the copies were acknowledged without running the handler"
+            assert sum((await kafka.end_offsets(dead_letter_topic(SERVICE))).values()) == 1
+            assert len(_results(await kafka.read(QBSYNC_SYNC_RESULTS, expect=1), "SyncFailed")) == 1
+            ledger = await wait_for(rt.ledger_rows)
+            assert [a.outcome for a in await rt.attempts(ledger[0].id)] == ["dead_letter"]
+
+
 async def test_redelivered_event_is_acknowledged_without_repeating_its_effect(
     kafka_settings: KafkaSettings, topic_settings: TopicSettings, database_settings: DatabaseSettings
 ) -> None:

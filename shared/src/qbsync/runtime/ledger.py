@@ -32,6 +32,7 @@ __all__ = [
     "ParkedRecord",
     "connection_state",
     "delete_parked",
+    "event_status",
     "find_processed",
     "insert_attempt",
     "ledger_id",
@@ -75,6 +76,14 @@ async def find_processed(conn: AsyncConnection, group: str, event_id: UUID) -> l
     if row is None:
         return None
     return [OutboundRecord.from_json(item) for item in row.results]
+
+
+async def event_status(conn: AsyncConnection, service: str, event_id: UUID) -> str | None:
+    """The ledger status of ``event_id`` in ``service`` (``None``: never seen)."""
+    row = (
+        await conn.execute(select(sync_ledger.c.status).where(sync_ledger.c.id == ledger_id(service, event_id)))
+    ).first()
+    return None if row is None else str(row.status)
 
 
 async def record_processed(

@@ -212,6 +212,8 @@ class RecordProcessor:
                 "%s %s already processed; re-published %d result(s)", envelope.event_type, envelope.event_id, len(prior)
             )
             return "duplicate"
+        if await self._already_failed(delivery, envelope):
+            return "duplicate"
         if (
             self.park_when_disconnected
             and self.registry.needs_connection(envelope.event_type)
@@ -375,6 +377,8 @@ class RecordProcessor:
             log.info("%s failed (%s: %s); retrying later", ctx_log, error.error_class, error.message)
             await self._retry(delivery, envelope, error, started)
             return "retry"
+        if await self._already_failed(delivery, envelope):  # a copy that was in flight beside it got there first
+            return "duplicate"
         log.warning("%s failed (%s: %s); dead-lettered", ctx_log, error.error_class, error.message)
         await self._dead_letter(delivery, envelope, error, started)
         return "dead_letter"
@@ -559,6 +563,27 @@ class RecordProcessor:
                 return await ledger.connection_state(conn, organization_id) == "lost"
 
         return await self._durably("connection-read", read)
+
+    async def _already_failed(self, delivery: Delivery, envelope: AnyEnvelope) -> bool:
+        """Whether another copy of this event already ended in the dead-letter topic (one terminal outcome each).
+
+        Two copies of one event can be in flight at once (a redelivery on the main topic beside the first copy in a
+        retry tier); without this each would fail it, publish ``SyncFailed`` and write a dead letter. An operator's
+        replay or retry carries a generation of its own and is always handled.
+        """
+        if delivery.generation:
+            return False
+
+        async def read() -> str | None:
+            async with self.db.connect() as conn:
+                return await ledger.event_status(conn, self.service, envelope.event_id)
+
+        if await self._durably("ledger-read", read) != "failed":
+            return False
+        log.info(
+            "%s %s already failed and dead-lettered; this copy is acknowledged", envelope.event_type, envelope.event_id
+        )
+        return True
 
     async def _find_processed(self, event_id: UUID) -> list[OutboundRecord] | None:
         async with self.db.connect() as conn:
