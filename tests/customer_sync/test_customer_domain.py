@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from qbsync.contracts.batchly import Address, CustomerPayload
-from qbsync.domain.customers import CustomerLink, customer_body, decide, fingerprint, update_body, validate_customer
+from qbsync.domain.customers import (
+    CustomerLink,
+    converge_body,
+    customer_body,
+    decide,
+    fingerprint,
+    update_body,
+    validate_customer,
+)
 
 
 def _customer(**fields: Any) -> CustomerPayload:
@@ -106,6 +114,31 @@ def test_update_clears_what_batchly_removed() -> None:
     assert body["CompanyName"] == ""
     assert body["BillAddr"] == {"Line1": "1 Main", "Line2": "", "City": "X"}
     assert update_body(after, None) == after
+
+
+def test_a_linked_customer_converges_and_loses_what_batchly_no_longer_has() -> None:
+    """Found by the e2e under faults: an uncertain create of an older snapshot (with a company name) was linked by a
+    later update without one, and the company name stayed in QuickBooks."""
+    in_qbo = {
+        "Id": "58",
+        "SyncToken": "0",
+        "DisplayName": "Jamal Rodriguez",
+        "CompanyName": "Red Anchor Food Truck",
+        "PrimaryEmailAddr": {"Address": "j@example.net"},
+        "BillAddr": {"Id": "91", "Line1": "8456 Market St", "Line2": "Unit 4", "City": "Sacramento"},
+        "Balance": 0,
+    }
+    newest = customer_body(
+        _customer(email="j@example.net", billing_address=Address(line1="8456 Market St", city="Sacramento"))
+    )
+    body = converge_body(newest, in_qbo)
+    assert body["CompanyName"] == ""
+    assert body["PrimaryEmailAddr"] == {"Address": "j@example.net"}
+    assert body["BillAddr"] == {"Line1": "8456 Market St", "Line2": "", "City": "Sacramento"}, (
+        "QBO's address Id is not ours"
+    )
+    assert set(body) == {"DisplayName", "Active", "CompanyName", "PrimaryEmailAddr", "BillAddr"}
+    assert converge_body(newest, {"Id": "58", "DisplayName": "Jamal Rodriguez"}) == newest
 
 
 def test_decision_is_convergent_and_order_safe() -> None:

@@ -21,6 +21,7 @@ from qbsync.contracts.batchly import CustomerPayload
 from qbsync.contracts.envelope import AnyEnvelope
 from qbsync.contracts.outbound import SyncCompleted, SyncCompletedPayload, SyncFailed, SyncFailedPayload, SyncWarning
 from qbsync.domain.customers import (
+    converge_body,
     customer_body,
     decide,
     fingerprint,
@@ -245,10 +246,12 @@ class CustomerSync:
     async def _converge(
         self, company: QboCompany, existing: dict[str, Any], body: dict[str, Any], event_id: UUID
     ) -> dict[str, Any]:
-        """Make a linked QuickBooks customer carry the newest Batchly snapshot (only what differs is written)."""
-        if all(existing.get(key) == value or _same(existing.get(key), value) for key, value in body.items()):
+        """Make a linked QuickBooks customer carry the newest Batchly snapshot (only what differs is written; what
+        Batchly no longer has is cleared)."""
+        wanted = converge_body(body, existing)
+        if all(existing.get(key) == value or _same(existing.get(key), value) for key, value in wanted.items()):
             return existing
-        return await self._update(company, existing["Id"], existing["SyncToken"], body, event_id)
+        return await self._update(company, existing["Id"], existing["SyncToken"], wanted, event_id)
 
     async def _update(
         self, company: QboCompany, qbo_id: str, sync_token: str, body: dict[str, Any], event_id: UUID

@@ -19,6 +19,7 @@ __all__ = [
     "CustomerDecision",
     "CustomerLink",
     "ValidationProblem",
+    "converge_body",
     "customer_body",
     "decide",
     "fingerprint",
@@ -156,6 +157,20 @@ def update_body(new: dict[str, Any], previous: dict[str, Any] | None) -> dict[st
                 address.setdefault(key, "")
             body["BillAddr"] = address
     return body
+
+
+def converge_body(new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The sparse update that makes QuickBooks' ``current`` customer carry ``new`` for every field qbsync owns.
+
+    For a customer linked rather than pushed (an earlier attempt's uncertain create, a pre-existing name or e-mail)
+    nothing records what was last sent, so QuickBooks' own values stand in for it: a company name, e-mail, phone or
+    address line Batchly no longer has is cleared, not left behind.
+    """
+    owned: dict[str, Any] = {key: current[key] for key in _CLEARED if key in current}
+    if isinstance(current.get("BillAddr"), dict):
+        lines = {target for _, target in _ADDRESS_FIELDS}
+        owned["BillAddr"] = {key: value for key, value in current["BillAddr"].items() if key in lines}
+    return update_body(new, owned)
 
 
 def fingerprint(body: dict[str, Any]) -> str:
