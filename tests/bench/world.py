@@ -78,14 +78,7 @@ def create_company(stack: BenchStack, name: str) -> str:
     accounts = stack.admin("GET", f"/companies/{realm}/entities/Account")["Account"]
     by_name = {a["Name"]: a["Id"] for a in accounts}
     for item in CATALOG:
-        body = {
-            "Name": item.name,
-            "Sku": item.sku,
-            "Type": "Service" if item.item_type == "service" else "NonInventory",
-            "UnitPrice": float(item.unit_price),
-            "Taxable": item.taxable,
-            "IncomeAccountRef": {"value": by_name[item.income_account_name]},
-        }
+        body = item.qbo_item_body(by_name)
         stack.admin(
             "POST",
             f"/companies/{realm}/accountant/write",

@@ -209,14 +209,7 @@ class _Driver:
         accounts = await self._admin("GET", f"/companies/{realm}/entities/Account")
         by_name = {a["Name"]: a["Id"] for a in accounts["Account"]}
         for item in DEFAULT_CATALOG:
-            body = {
-                "Name": item.name,
-                "Sku": item.sku,
-                "Type": "Service" if item.item_type == "service" else "NonInventory",
-                "UnitPrice": float(item.unit_price),
-                "Taxable": item.taxable,
-                "IncomeAccountRef": {"value": by_name[item.income_account_name]},
-            }
+            body = item.qbo_item_body(by_name)
             await self._admin(
                 "POST",
                 f"/companies/{realm}/accountant/write",

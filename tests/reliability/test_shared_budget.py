@@ -49,14 +49,7 @@ def plat(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Platform]:
 def _catalog(plat: Platform, realm: str) -> None:
     accounts = {a["Name"]: a["Id"] for a in plat.rows(realm, "Account")}
     for item in DEFAULT_CATALOG:
-        body = {
-            "Name": item.name,
-            "Sku": item.sku,
-            "Type": "Service" if item.item_type == "service" else "NonInventory",
-            "UnitPrice": float(item.unit_price),
-            "Taxable": item.taxable,
-            "IncomeAccountRef": {"value": accounts[item.income_account_name]},
-        }
+        body = item.qbo_item_body(accounts)
         plat.admin(
             "POST", f"/companies/{realm}/accountant/write", json={"entity": "Item", "operation": "create", "body": body}
         )

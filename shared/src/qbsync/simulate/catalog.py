@@ -8,9 +8,10 @@ and because those prices are where line-amount rounding goes wrong.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "DEFAULT_CATALOG",
@@ -58,6 +59,17 @@ class CatalogItem:
             raise ValueError(f"{self.sku}: quantity bounds must be multiples of quantity_step")
         object.__setattr__(self, "min_units", int(self.min_quantity / self.quantity_step))
         object.__setattr__(self, "max_units", int(self.max_quantity / self.quantity_step))
+
+    def qbo_item_body(self, account_ids: Mapping[str, str]) -> dict[str, Any]:
+        """The QuickBooks Item an accountant would create for this item (``account_ids``: Account Name -> Id)."""
+        return {
+            "Name": self.name,
+            "Sku": self.sku,
+            "Type": "Service" if self.item_type == "service" else "NonInventory",
+            "UnitPrice": float(self.unit_price),
+            "Taxable": self.taxable,
+            "IncomeAccountRef": {"value": account_ids[self.income_account_name]},
+        }
 
     @property
     def qbo_item_type(self) -> Literal["Inventory", "Service"]:
