@@ -20,7 +20,7 @@ from qbsync.contracts.outbound import QboConnected, QboConnectedPayload
 from qbsync.persistence import Database, upgrade
 from qbsync.persistence.tables import sync_attempts, sync_ledger
 from qbsync.runtime import ConsumerRuntime, HandlerRegistry, Publisher, ensure_topics
-from qbsync.runtime.kafka import record_for
+from qbsync.runtime.kafka import end_offsets, record_for
 from qbsync.settings import DatabaseSettings, KafkaSettings, RuntimeSettings, TopicSettings
 from qbsync.topics import QBSYNC_CONNECTIONS, TopicSpec, dead_letter_topic, retry_topic
 
@@ -200,7 +200,8 @@ class Kafka:
         try:
             partitions = consumer.partitions_for_topic(self.prefix + topic) or set()
             tps = [TopicPartition(self.prefix + topic, p) for p in partitions]
-            ends = await consumer.end_offsets(tps)
+            consumer.assign(tps)
+            ends = await end_offsets(consumer, tps)  # exact also where tansu under-reports (multi-record batches)
             return {tp.partition: offset for tp, offset in ends.items()}
         finally:
             await consumer.stop()

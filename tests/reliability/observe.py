@@ -18,6 +18,7 @@ from uuid import UUID
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from qbsync.runtime.kafka import end_offsets
 from qbsync.topics import QBSYNC_CHANGES, QBSYNC_SYNC_RESULTS, dead_letter_topic
 
 __all__ = ["Books", "DeadLetter", "ResultLog", "read_books", "read_dead_letters"]
@@ -138,7 +139,7 @@ async def _read_topic(bootstrap: str, topic: str, service: str) -> list[DeadLett
                 await asyncio.sleep(0.2)
         partitions = {tp.partition for tp in consumer.assignment()}
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        ends = await consumer.end_offsets(tps)
+        ends = await end_offsets(consumer, tps)  # tansu under-reports ListOffsets for multi-record batches
         await consumer.seek_to_beginning(*tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
         async with asyncio.timeout(60):

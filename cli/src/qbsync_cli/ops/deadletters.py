@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from qbsync.runtime import headers as h
-from qbsync.runtime.kafka import OutboundRecord, Publisher, client_options
+from qbsync.runtime.kafka import OutboundRecord, Publisher, client_options, end_offsets
 from qbsync.settings import Settings
 from qbsync.topics import dead_letter_topic, retry_topic
 
@@ -372,7 +372,7 @@ async def _read(
 ) -> list[DeadLetter]:
     if not partitions:
         return []
-    ends = await consumer.end_offsets(partitions)
+    ends = await end_offsets(consumer, partitions)
     beginnings = await consumer.beginning_offsets(partitions)
     pending: set[TopicPartition] = set()
     for tp in partitions:

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from qbsync.runtime.kafka import client_options
+from qbsync.runtime.kafka import client_options, end_offsets
 from qbsync.settings import Settings
 from qbsync.topics import QBSYNC_SYNC_RESULTS
 
@@ -71,7 +71,7 @@ class ResultWatcher:
             TopicPartition(self._topic, p) for p in sorted(self._consumer.partitions_for_topic(self._topic) or ())
         ]
         self._consumer.assign(partitions)
-        ends = await self._consumer.end_offsets(partitions)
+        ends = await end_offsets(self._consumer, partitions)
         for tp in partitions:
             self._consumer.seek(tp, ends[tp])
         return self

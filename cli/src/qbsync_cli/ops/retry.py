@@ -17,7 +17,7 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from qbsync.runtime import headers as h
-from qbsync.runtime.kafka import OutboundRecord, Publisher, client_options
+from qbsync.runtime.kafka import OutboundRecord, Publisher, client_options, end_offsets
 from qbsync.settings import Settings
 from qbsync_cli.ops.deadletters import DeadLetter, read_dead_letters, retry_record
 from qbsync_cli.ops.ledgers import LedgerRow
@@ -104,7 +104,7 @@ async def _read_at(settings: Settings, topic: str, partition: int, offset: int) 
         tp = TopicPartition(physical, partition)
         consumer.assign([tp])
         beginning = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
+        end = (await end_offsets(consumer, [tp]))[tp]
         if not beginning <= offset < end:
             return None
         consumer.seek(tp, offset)

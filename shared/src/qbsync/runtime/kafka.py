@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from qbsync.contracts.codec import encode_envelope
@@ -18,7 +19,7 @@ from qbsync.runtime import headers as h
 from qbsync.settings import KafkaSettings, TopicSettings
 from qbsync.topics import TopicSpec
 
-__all__ = ["OutboundRecord", "Publisher", "client_options", "ensure_topics", "record_for"]
+__all__ = ["OutboundRecord", "Publisher", "client_options", "end_offsets", "ensure_topics", "record_for"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,40 @@ def client_options(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.sasl_username
         options["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
     return options
+
+
+async def end_offsets(
+    consumer: AIOKafkaConsumer,
+    partitions: Sequence[TopicPartition],
+    *,
+    probe_ms: int = 300,
+    bound_s: float = 30.0,
+) -> dict[TopicPartition, int]:
+    """The offset after the last record of each (assigned) partition, also on a broker that under-reports it.
+
+    Kafka's ``ListOffsets(latest)`` is exact. The embedded tansu broker answers it with one past the *first* record
+    of the partition's last produce batch, so the other records of a multi-record batch (a producer sends several
+    at once whenever records queue up behind a request in flight) lie beyond the reported end, and a reader that
+    stops there misses them. So the reported end is taken as a lower bound, and the partitions are then read from it
+    until fetches bring nothing more (two empty fetches of ``probe_ms`` on an exact broker). Moves the consumer's
+    positions: callers seek afterwards.
+    """
+    partitions = list(partitions)
+    ends = dict(await consumer.end_offsets(partitions))
+    if not partitions:
+        return ends
+    for tp in partitions:
+        consumer.seek(tp, ends[tp])
+    with contextlib.suppress(TimeoutError):  # a partition written faster than it is read: its end as far as seen
+        async with asyncio.timeout(bound_s):
+            quiet = 0
+            while quiet < 2:  # two empty fetches in a row: the first may go out before the connection is ready
+                batch = await consumer.getmany(*partitions, timeout_ms=probe_ms, max_records=10_000)
+                quiet = 0 if batch else quiet + 1
+                for tp, records in batch.items():
+                    if records:
+                        ends[tp] = max(ends[tp], records[-1].offset + 1)
+    return ends
 
 
 @dataclass(frozen=True, slots=True)
