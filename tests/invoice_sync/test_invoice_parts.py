@@ -187,6 +187,45 @@ async def test_while_a_batch_is_on_its_way_the_next_one_fills_up_and_a_caller_th
     assert numbers == [f"N-{n:02d}" for n in range(21) if n != 5]
 
 
+async def test_a_batch_that_waits_for_the_budget_leaves_with_everything_that_arrived_meanwhile(
+    emulator: EmulatorHandle,
+) -> None:
+    org = Org(emulator)
+    customer = _customer(emulator, org)
+    # one batch request per 0.8 s window: the budget, not QuickBooks, is the constraint (issue 10's bulk)
+    qbo = QboClient(
+        QboClientSettings(base_url="http://qbo.test", batch_requests_per_window=1, window_s=0.8),
+        StaticTokenProvider({org.id: (org.realm, org.token)}),
+        transport=httpx.ASGITransport(app=emulator.app),
+    )
+    batcher = MicroBatcher(qbo, window_seconds=0.001, concurrency=1)
+    sizes: list[int] = []
+    send = batcher._send
+
+    async def recording_send(organization_id: uuid.UUID, items: list[Any]) -> None:
+        sizes.append(len(items))
+        await send(organization_id, items)
+
+    batcher._send = recording_send  # type: ignore[method-assign]
+
+    def create(n: int) -> asyncio.Task[Row]:
+        body = _invoice_body(org, f"W-{n:02d}", customer)
+        return asyncio.create_task(batcher.create(org.id, "Invoice", body, request_id=f"w{n}"))
+
+    try:
+        tasks = [create(0)]
+        await asyncio.sleep(0.1)  # the first batch has gone and spent the window's only batch slot
+        for wave in range(4):  # then invoices keep arriving while the next batch waits for the budget
+            tasks += [create(1 + wave * 5 + n) for n in range(5)]
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*tasks)
+    finally:
+        await batcher.aclose()
+        await qbo.aclose()
+    assert sizes == [1, 20], "the waiting batch took its items when the budget let it go, not when it was due"
+    assert len(org.rows("Invoice")) == 21
+
+
 # ---- exactly-once writing -------------------------------------------------------------------------------------------
 class FakeQuickBooks:
     """Stands in for the create and the look-up by number, recording calls."""

@@ -105,6 +105,32 @@ async def test_batch_budget_is_separate_and_batches_count_in_both() -> None:
     assert clock.sleeps == [60.0]
 
 
+async def test_ready_waits_like_a_reservation_but_takes_nothing() -> None:
+    clock = FakeClock()
+    limiter = budget(clock, limit=5, batch=2)
+    start = clock.now
+    await limiter.ready("realm", batch=True)
+    await limiter.ready("realm", batch=True)
+    assert clock.now == start and limiter.in_flight("realm") == 0  # free: no wait, no slot taken
+    await run_one(limiter, clock, batch=True)
+    await run_one(limiter, clock, batch=True)  # the window's two batch slots are spent
+    await limiter.ready("realm")  # a plain request could still go
+    assert clock.now == start
+    await limiter.ready("realm", batch=True)
+    assert clock.now == start + 60  # a batch could go once the first one aged out of the window
+    assert await run_one(limiter, clock, batch=True) == start + 60  # and the reservation then waits no longer
+
+
+async def test_ready_gives_up_silently_at_the_bound_and_leaves_the_error_to_the_reservation() -> None:
+    clock = FakeClock()
+    limiter = budget(clock, in_flight=1, max_wait=0.05)
+    async with limiter.reserve("realm"):
+        await limiter.ready("realm")  # returns after the bound without raising
+        with pytest.raises(QboThrottledError):
+            async with limiter.reserve("realm"):
+                pass
+
+
 async def test_pause_holds_every_request_of_the_company() -> None:
     clock = FakeClock()
     limiter = budget(clock)

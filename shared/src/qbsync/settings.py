@@ -314,7 +314,8 @@ class QboBudgetSettings(_Section):
         default_factory=lambda: {"invoice-sync": 0.5, "customer-sync": 0.2, "pull-sync": 0.25, "token-manager": 0.05}
     )
     batch_shares: dict[str, float] = Field(
-        default_factory=lambda: {"invoice-sync": 0.9, "customer-sync": 0.01, "pull-sync": 0.08, "token-manager": 0.01}
+        # only invoice-sync sends batches (creates, bulk); the others keep one batch a minute for a future need
+        default_factory=lambda: {"invoice-sync": 0.97, "customer-sync": 0.01, "pull-sync": 0.01, "token-manager": 0.01}
     )
     in_flight: dict[str, int] = Field(
         default_factory=lambda: {"invoice-sync": 4, "customer-sync": 2, "pull-sync": 2, "token-manager": 1}

@@ -5,8 +5,10 @@ a partition (the key is the organization), so a burst of invoices arrives here t
 a batch leaves when it holds ``max_items``, or when its oldest create has waited ``window`` — but never more than
 ``concurrency`` batches of one company are on their way at once. While those wait (for QuickBooks, or for a slot in
 the company's request budget) the queue keeps filling, so under load batches leave full: fewer requests for the same
-invoices, like Nagle's algorithm. Each caller gets back its own item's outcome (the created invoice, or the error its
-item failed with), so every record still has its own outcome.
+invoices, like Nagle's algorithm. A batch takes its items only once the company's budget would admit it
+(:meth:`QboCompany.wait_for_budget`): when the budget is the constraint, the batch that waited for it leaves with
+everything that arrived meanwhile, not with what was queued when it was due. Each caller gets back its own item's
+outcome (the created invoice, or the error its item failed with), so every record still has its own outcome.
 
 Exactly once: the batch's ``requestid`` is derived from its content (the items' own request ids, in order), so
 sending the same batch again replays QuickBooks' answer; a different composition is a new request, which is why a
@@ -42,7 +44,8 @@ class _Item:
 @dataclass
 class _Company:
     queue: list[_Item] = field(default_factory=list)
-    sending: int = 0
+    sending: int = 0  # batches started (composing or on their way)
+    composing: int = 0  # of those, batches still waiting for the budget before they take their items
     timer: asyncio.TimerHandle | None = None
 
 
@@ -78,28 +81,51 @@ class MicroBatcher:
         company = self._companies[organization_id]
         loop = asyncio.get_running_loop()
         company.queue = [item for item in company.queue if not item.future.done()]  # callers that gave up
-        while company.queue and company.sending < self.concurrency:
-            due = company.queue[0].queued_at + self.window <= loop.time()
-            if len(company.queue) < self.max_items and not due and not self._closing:
+        while len(company.queue) > company.composing * self.max_items and company.sending < self.concurrency:
+            waiting = len(company.queue) - company.composing * self.max_items
+            due = company.queue[company.composing * self.max_items].queued_at + self.window <= loop.time()
+            if waiting < self.max_items and not due and not self._closing:
                 break
-            items, company.queue = company.queue[: self.max_items], company.queue[self.max_items :]
             company.sending += 1
-            task = asyncio.create_task(self._run(organization_id, items), name="invoice micro-batch")
+            company.composing += 1
+            task = asyncio.create_task(self._run(organization_id), name="invoice micro-batch")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if company.timer is not None:
             company.timer.cancel()
             company.timer = None
-        if company.queue and company.sending < self.concurrency:
-            delay = max(0.0, company.queue[0].queued_at + self.window - loop.time())
-            company.timer = loop.call_later(delay, self._pump, organization_id)
+        if len(company.queue) > company.composing * self.max_items and company.sending < self.concurrency:
+            oldest = company.queue[company.composing * self.max_items]
+            company.timer = loop.call_later(
+                max(0.0, oldest.queued_at + self.window - loop.time()), self._pump, organization_id
+            )
 
-    async def _run(self, organization_id: UUID, items: list[_Item]) -> None:
+    async def _run(self, organization_id: UUID) -> None:
+        company = self._companies[organization_id]
+        composing = True
         try:
-            await self._send(organization_id, items)
+            await self._wait_for_budget(organization_id)
+            company.composing -= 1
+            composing = False
+            company.queue = [item for item in company.queue if not item.future.done()]
+            items, company.queue = company.queue[: self.max_items], company.queue[self.max_items :]
+            if items:
+                await self._send(organization_id, items)
         finally:
-            self._companies[organization_id].sending -= 1
+            company.composing -= int(composing)
+            company.sending -= 1
             self._pump(organization_id)
+
+    async def _wait_for_budget(self, organization_id: UUID) -> None:
+        """Hold the batch's items back until the company's budget would admit it (errors are the batch's to meet)."""
+        if self._closing:
+            return
+        try:
+            await self.qbo.company(organization_id).wait_for_budget(batch=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the batch request itself meets the same trouble and reports it per item
+            return
 
     async def _send(self, organization_id: UUID, items: list[_Item]) -> None:
         metrics.BATCH_ITEMS.labels("live").observe(len(items))

@@ -317,6 +317,15 @@ class QboCompany:
             results.extend(parse_batch_response(payload, chunk, intuit_tid=None))
         return results
 
+    async def wait_for_budget(self, *, batch: bool = False) -> None:
+        """Wait until the company's request budget would admit a request (``batch``: a batch request) at once.
+
+        Takes no slot (see :meth:`RateBudget.ready`); a caller composing a batch from work still arriving waits here,
+        then composes, so a batch that had to wait for the budget leaves with everything that arrived meanwhile.
+        """
+        grant = await self._client._tokens.get_grant(self.organization_id)
+        await self._client._limiter.ready(grant.realm_id, batch=batch)
+
     async def cdc(self, entities: Sequence[str], changed_since: datetime) -> CdcResult:
         """Changes since ``changed_since`` (≤ 30 days back), windowed past QBO's 1000-per-entity cap."""
         settings = self._client.settings

@@ -46,7 +46,9 @@ class QboClientSettings(BaseModel):
 
     # Per-company budget (the in-process limiter). The window is configurable only so tests can scale it down.
     requests_per_window: int = Field(default=450, ge=1, description="QBO: 500/min per realm and app.")
-    batch_requests_per_window: int = Field(default=100, ge=1, description="QBO: 120/min (40 before late 2025).")
+    batch_requests_per_window: int = Field(
+        default=115, ge=1, description="QBO: 120/min (40 before late 2025); a little spare."
+    )
     window_s: float = Field(default=60.0, gt=0)
     max_in_flight: int = Field(default=8, ge=1, le=10, description="QBO: 10 concurrent per realm and app.")
     limiter_max_wait_s: float = Field(default=120.0, gt=0, description="Longest wait for a slot, then 429-like.")

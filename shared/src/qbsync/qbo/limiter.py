@@ -16,6 +16,7 @@ the limit therefore keeps QBO's own count under the limit too, whatever the late
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,6 +52,15 @@ class RateBudget(Protocol):
 
     async def pause(self, key: str, seconds: float) -> None:
         """Admit nothing for ``key`` for ``seconds`` (after QBO answered 429: someone else used the budget)."""
+        ...
+
+    async def ready(self, key: str, *, batch: bool = False) -> None:
+        """Wait until a ``reserve`` would be admitted at once, taking nothing; bounded like ``reserve``.
+
+        For callers that compose a request from work still arriving (a micro-batch): waiting here *before* composing
+        means the request leaves with everything that arrived while the budget was spent. Returning is a hint, not a
+        grant — the ``reserve`` that follows may still wait a little if something else took the slot meanwhile.
+        """
         ...
 
 
@@ -111,6 +121,12 @@ class InProcessRateBudget(RateBudget):
         company = self._company(key)
         company.pause_until = max(company.pause_until, self._clock() + max(0.0, seconds))
 
+    async def ready(self, key: str, *, batch: bool = False) -> None:
+        company = self._company(key)
+        with contextlib.suppress(TimeoutError):  # the reserve that follows applies (and reports) the bound
+            async with asyncio.timeout(self._max_wait):
+                await self._wait_for_slot(company, batch)
+
     def in_flight(self, key: str) -> int:
         """Requests currently holding a slot for ``key`` (for tests and diagnostics)."""
         return self._company(key).in_flight
@@ -133,6 +149,12 @@ class InProcessRateBudget(RateBudget):
 
     async def _admit(self, company: _Company, batch: bool) -> None:
         """Wait (holding the admission lock, so waiters are served in order) until a slot is free, then take it."""
+        await self._wait_for_slot(company, batch)
+        company.in_flight += 1  # no await since the slot was seen free: nobody took it in between
+        company.in_flight_batch += int(batch)
+
+    async def _wait_for_slot(self, company: _Company, batch: bool) -> None:
+        """Return (without awaiting after the last check) once a request could be admitted now."""
         while True:
             now = self._clock()
             self._expire(company, now)
@@ -149,8 +171,6 @@ class InProcessRateBudget(RateBudget):
             if wait > 0.0:
                 await self._sleep(wait)
                 continue
-            company.in_flight += 1
-            company.in_flight_batch += int(batch)
             return
 
     def _window_wait(self, in_flight: int, done: deque[float], limit: int, now: float) -> float | None:
