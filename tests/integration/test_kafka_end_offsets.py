@@ -14,7 +14,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from qbsync.runtime.kafka import ensure_topics, end_offsets
+from qbsync.runtime.kafka import end_offsets, ensure_topics
 from qbsync.settings import KafkaSettings, Settings, TopicSettings
 from qbsync.topics import TopicSpec, dead_letter_topic
 from qbsync_cli.ops.deadletters import read_dead_letters
