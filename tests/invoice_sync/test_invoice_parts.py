@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from invoice_sync import store
 from invoice_sync.batcher import MicroBatcher
@@ -353,6 +354,40 @@ async def test_one_attempt_writes_at_a_time_and_the_next_one_knows_to_look_first
     document = await _document(db, org, invoice)
     async with writing(db, document, event_id=other, lease=lease, now=lambda: later) as claim:
         assert claim.uncertain is True, "the crashed claim expired after the lease"
+
+
+async def test_a_claim_ended_in_the_outcomes_transaction_is_not_released_again(db: Database) -> None:
+    """The success path ends the claim where it records the link: one write transaction fewer per invoice."""
+    org, invoice = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    async with db.transaction() as conn:
+        await store.remember_document(
+            conn, organization_id=org, kind="invoice", document_id=invoice, payload={}, entity_version=1, now=now
+        )
+    transactions = 0
+    original = db.transaction
+
+    def counting() -> Any:
+        nonlocal transactions
+        transactions += 1
+        return original()
+
+    db.transaction = counting  # type: ignore[method-assign]
+    lease = timedelta(seconds=30)
+    async with writing(db, await _document(db, org, invoice), event_id=uuid.uuid4(), lease=lease) as claim:
+        async with db.transaction() as conn:  # the caller's outcome transaction
+            await claim.release_in(conn)
+        claim.mark_released()
+        claimed = transactions
+    assert transactions == claimed == 2, "claim + the caller's own; no separate release on the way out"
+    async with writing(db, await _document(db, org, invoice), event_id=uuid.uuid4(), lease=lease) as claim:
+        assert claim.uncertain is True  # the claim was free again (the intent stays)
+    assert transactions == 4, "a claim not ended by the caller is released on the way out"
+    async with db.connect() as conn:
+        row = (
+            await conn.execute(select(store.documents.c.writing_claim).where(store.documents.c.document_id == invoice))
+        ).one()
+    assert row.writing_claim is None
 
 
 async def test_a_second_copy_of_an_event_waits_for_the_first_and_finds_its_work_done(db: Database) -> None:

@@ -20,7 +20,7 @@ from uuid import UUID
 from invoice_sync import metrics, store
 from invoice_sync.deps import Deps
 from invoice_sync.voids import VoidSync
-from invoice_sync.writer import Conflict, Written, write_once, writing
+from invoice_sync.writer import Claim, Conflict, Written, write_once, writing
 from qbsync.contracts.batchly import InvoicePayload
 from qbsync.contracts.envelope import AnyEnvelope
 from qbsync.contracts.outbound import InvoiceNumberConflictDetected, InvoiceNumberConflictPayload, SyncWarning
@@ -104,7 +104,9 @@ class InvoiceSync:
             )
             if isinstance(outcome, Conflict):
                 raise await self.conflict(ctx.db, event, invoice, outcome.holder, entity_version=event.entity_version)
-            synced = await self.finish(ctx.db, org, prepared, outcome, event_id=event.event_id, settings=settings)
+            synced = await self.finish(
+                ctx.db, org, prepared, outcome, event_id=event.event_id, settings=settings, claim=claim
+            )
         return synced.completed()
 
     # ---- steps, shared with "Sync All Unsent Invoices" -------------------------------------------------------------
@@ -228,8 +230,10 @@ class InvoiceSync:
         *,
         event_id: UUID,
         settings: OrganizationSettings,
+        claim: Claim | None = None,
     ) -> Synced:
-        """Verify what QuickBooks stored, record the link (committed now), apply a waiting void."""
+        """Verify what QuickBooks stored, record the link (committed now; with ``claim``, the write claim ends in the
+        same transaction), apply a waiting void."""
         invoice, row = prepared.invoice, written.row
         mismatches = verify_document(
             row,
@@ -269,6 +273,10 @@ class InvoiceSync:
                 event_id=event_id,
                 now=datetime.now(UTC),
             )
+            if claim is not None:
+                await claim.release_in(conn)
+        if claim is not None:
+            claim.mark_released()
         await self.voids.apply_pending(db, org, invoice.invoice_id, qbo_id)
         return synced
 

@@ -22,10 +22,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from invoice_sync import store
 from qbsync.persistence.database import Database
@@ -52,12 +54,26 @@ class Conflict:
     holder: Row
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
-    """A won write claim: the document as it is now, and whether an earlier write's outcome is uncertain."""
+    """A won write claim: the document as it is now, and whether an earlier write's outcome is uncertain.
+
+    ``release_in`` ends the claim inside the caller's own transaction (the one recording the outcome), which saves
+    the separate release transaction when the attempt leaves :func:`writing`.
+    """
 
     document: store.Document
     uncertain: bool
+    claim_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    released: bool = False
+
+    async def release_in(self, conn: AsyncConnection) -> None:
+        """Release the claim as part of ``conn``'s transaction; call :meth:`mark_released` once it committed."""
+        doc = self.document
+        await store.release_write(conn, doc.organization_id, doc.kind, doc.document_id, claim=self.claim_id)
+
+    def mark_released(self) -> None:
+        self.released = True
 
 
 @asynccontextmanager
@@ -103,11 +119,15 @@ async def writing(
             )
         await asyncio.sleep(_CLAIM_POLL_SECONDS)
     assert current is not None, "a claimed document exists"
+    handle = Claim(current, uncertain=previous is not None, claim_id=claim)
     try:
-        yield Claim(current, uncertain=previous is not None)
+        yield handle
     finally:
-        async with db.transaction() as conn:
-            await store.release_write(conn, document.organization_id, document.kind, document.document_id, claim=claim)
+        if not handle.released:
+            async with db.transaction() as conn:
+                await store.release_write(
+                    conn, document.organization_id, document.kind, document.document_id, claim=claim
+                )
 
 
 async def write_once(
