@@ -21,9 +21,8 @@ from invoice_sync.references import References
 from qbsync.contracts.batchly import DocumentLine
 from qbsync.persistence import Database
 from qbsync.qbo import QboClient, QboClientSettings, StaticTokenProvider
-from qbsync.settings import DatabaseSettings
 from tests.fixtures.emulator import EmulatorHandle
-from tests.integration.harness import open_database
+from tests.invoice_sync.support import invoice_sync_database
 
 pytestmark = pytest.mark.bench
 
@@ -32,16 +31,8 @@ SKUS = ("BNC-FLOUR", "BNC-SUGAR", "BNC-SALT")
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(
-        "invoice-sync",
-        DatabaseSettings(data_dir=tmp_path),
-        branches=("runtime", "invoice_sync"),
-        locations=(store.MIGRATIONS,),
-    )
-    try:
+    async with invoice_sync_database(tmp_path) as database:
         yield database
-    finally:
-        await database.close()
 
 
 def _line(number: int, sku: str) -> DocumentLine:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -32,6 +33,7 @@ from qbsync.contracts.batchly import (
 )
 from qbsync.contracts.envelope import AnyEnvelope
 from qbsync.contracts.outbound import ItemChanged, ItemChangedPayload, SyncCompleted, SyncCompletedPayload
+from qbsync.persistence import Database
 from qbsync.persistence.organizations import upsert_organization
 from qbsync.qbo import QboClient, QboClientSettings, StaticTokenProvider
 from qbsync.runtime import HandlerRegistry, Publisher
@@ -51,6 +53,7 @@ from tests.integration.harness import (
     FAST_RUNTIME,
     Kafka,
     RuntimeUnderTest,
+    open_database,
     running_runtime,
     service_topic_names,
     wait_for,
@@ -473,3 +476,18 @@ async def set_gap_policy(rt: RuntimeUnderTest, company: Company, policy: Literal
 async def document(rt: RuntimeUnderTest, company: Company, kind: str, document_id: uuid.UUID) -> store.Document | None:
     async with rt.db.connect() as conn:
         return await store.get_document(conn, company.id, kind, document_id)
+
+
+@asynccontextmanager
+async def invoice_sync_database(data_dir: Path) -> AsyncIterator[Database]:
+    """invoice-sync's SQLite database under ``data_dir``, migrated (runtime + invoice-sync tables), closed after."""
+    database = await open_database(
+        "invoice-sync",
+        DatabaseSettings(data_dir=data_dir),
+        branches=("runtime", "invoice_sync"),
+        locations=(store.MIGRATIONS,),
+    )
+    try:
+        yield database
+    finally:
+        await database.close()

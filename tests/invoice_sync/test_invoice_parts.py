@@ -27,7 +27,7 @@ from qbsync.qbo.errors import QboDuplicateDocNumberError, QboError
 from qbsync.runtime import DependencyNotReady, PermanentError, TransientError
 from qbsync.settings import DatabaseSettings
 from tests.fixtures.emulator import EmulatorHandle
-from tests.integration.harness import open_database
+from tests.invoice_sync.support import invoice_sync_database
 
 Row = dict[str, Any]
 
@@ -305,16 +305,8 @@ async def test_6140_for_our_own_document_links_it_and_an_unfindable_holder_retri
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(
-        "invoice-sync",
-        DatabaseSettings(data_dir=tmp_path),
-        branches=("runtime", "invoice_sync"),
-        locations=(store.MIGRATIONS,),
-    )
-    try:
+    async with invoice_sync_database(tmp_path) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def _document(db: Database, org: uuid.UUID, document_id: uuid.UUID) -> store.Document:
