@@ -12,6 +12,7 @@ import pytest
 from qbsync.contracts.batchly import CustomerCreated
 from qbsync.runtime import Completed, HandlerContext, HandlerRegistry
 from qbsync.runtime import ledger as runtime_ledger
+from qbsync.runtime.kafka import OutboundRecord
 from qbsync.settings import DatabaseSettings, KafkaSettings, TopicSettings
 from qbsync.topics import BATCHLY_CUSTOMERS, QBSYNC_SYNC_RESULTS, dead_letter_topic
 from tests.integration.harness import (
@@ -73,6 +74,50 @@ async def test_a_completed_ledger_row_is_not_downgraded_by_a_racing_copy(databas
         async with db.connect() as conn:
             statuses = {r.event_id: r.status for r in await conn.execute(select(sync_ledger))}
         assert statuses[other] == "completed"
+    finally:
+        await db.close()
+
+
+async def test_the_reads_before_a_handler_see_processed_failed_and_disconnected(
+    database_settings: DatabaseSettings,
+) -> None:
+    """``ledger.seen`` answers the three pre-handler questions in one statement; each answer comes from its table."""
+    db = await open_database("edge", database_settings)
+    try:
+        org, processed, failed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
+        record = OutboundRecord("qbsync.sync-results", b"k", b'{"x": 1}', {"event-type": "SyncCompleted"})
+        async with db.transaction() as conn:
+            await runtime_ledger.record_processed(
+                conn,
+                group="g",
+                event_id=processed,
+                event_type="CustomerCreated",
+                organization_id=org,
+                outcome="completed",
+                results=[record],
+                now=now,
+            )
+            await runtime_ledger.upsert_ledger(conn, _entry(failed, "failed"))
+            await runtime_ledger.set_connection_state(
+                conn,
+                organization_id=org,
+                status="lost",
+                realm_id="1",
+                reason="revoked",
+                changed_at=now,
+                event_id=uuid.uuid4(),
+            )
+
+        async def seen(event_id: uuid.UUID, organization_id: uuid.UUID, group: str = "g") -> runtime_ledger.Seen:
+            async with db.connect() as conn:
+                return await runtime_ledger.seen(
+                    conn, group=group, service="edge", event_id=event_id, organization_id=organization_id
+                )
+
+        assert await seen(processed, org) == runtime_ledger.Seen(results=[record], status=None, connection="lost")
+        assert await seen(processed, uuid.uuid4(), group="other") == runtime_ledger.Seen(None, None, None)
+        assert await seen(failed, uuid.uuid4()) == runtime_ledger.Seen(results=None, status="failed", connection=None)
     finally:
         await db.close()
 

@@ -454,6 +454,16 @@ async def link_customer(kafka: Kafka, rt: RuntimeUnderTest, company: Company, **
     return customer_id, qbo_id
 
 
+async def wait_item_linked(rt: RuntimeUnderTest, company: Company, item: CatalogItem) -> None:
+    """Until invoice-sync has learnt ``item``'s QuickBooks id from pull-sync's ``ItemChanged``."""
+
+    async def linked() -> bool:
+        async with rt.db.connect() as conn:
+            return bool(await store.get_item_links(conn, company.id, [item_id_for(company.id, item.sku)]))
+
+    await wait_for(linked, timeout=30)
+
+
 async def wait_linked(rt: RuntimeUnderTest, company: Company, customer_id: uuid.UUID) -> None:
     async def linked() -> bool:
         async with rt.db.connect() as conn:

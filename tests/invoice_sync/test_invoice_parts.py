@@ -19,7 +19,7 @@ from invoice_sync import store
 from invoice_sync.batcher import MicroBatcher
 from invoice_sync.config import InvoiceSyncSettings
 from invoice_sync.references import References, TtlCache
-from invoice_sync.writer import Conflict, Written, write_once, writing
+from invoice_sync.writer import Claim, Conflict, Written, claim_in, write_once, writing
 from qbsync.contracts.batchly import DocumentLine
 from qbsync.persistence import Database
 from qbsync.qbo import QboClient, QboClientSettings, StaticTokenProvider
@@ -380,6 +380,58 @@ async def test_a_claim_ended_in_the_outcomes_transaction_is_not_released_again(d
             await conn.execute(select(store.documents.c.writing_claim).where(store.documents.c.document_id == invoice))
         ).one()
     assert row.writing_claim is None
+
+
+async def test_a_claim_taken_while_remembering_gives_its_intent_back_if_the_attempt_never_wrote(db: Database) -> None:
+    """invoice-sync claims a document in the transaction that remembers it and holds the claim while preparing.
+
+    An attempt that fails before it writes (customer not synced yet, an unknown item) must leave no intent behind —
+    otherwise every later attempt would look the invoice up in QuickBooks before creating it, for nothing.
+    """
+    org, invoice = uuid.uuid4(), uuid.uuid4()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    lease = timedelta(seconds=30)
+
+    async def remember_and_claim(event_id: uuid.UUID) -> Claim | None:
+        async with db.transaction() as conn:
+            await store.remember_document(
+                conn, organization_id=org, kind="invoice", document_id=invoice, payload={}, entity_version=1, now=now
+            )
+            document = await store.get_document(conn, org, "invoice", invoice)
+            assert document is not None
+            return await claim_in(conn, document, event_id=event_id, lease=lease, now=now)
+
+    early = await remember_and_claim(first)
+    assert early is not None
+    assert early.uncertain is False
+    assert await remember_and_claim(second) is None, "held while the first attempt prepares"
+    transactions = 0
+    original = db.transaction
+
+    def counting() -> Any:
+        nonlocal transactions
+        transactions += 1
+        return original()
+
+    db.transaction = counting  # type: ignore[method-assign]
+    with pytest.raises(DependencyNotReady):
+        async with writing(db, early.document, event_id=first, lease=lease, claimed=early):
+            raise DependencyNotReady("customer not synced yet")  # preparing failed: nothing was written
+    assert transactions == 1, "no claim transaction of its own; only the release"
+    document = await _document(db, org, invoice)
+    assert (document.intent_event_id, document.intent_at) == (None, None), "the intent is given back"
+
+    db.transaction = original  # type: ignore[method-assign]
+    again = await remember_and_claim(second)
+    assert again is not None
+    assert again.uncertain is False, "no earlier write to look for"
+    async with writing(db, again.document, event_id=second, lease=lease, claimed=again) as claim:
+        claim.writes()  # from here the write may happen
+    assert (await _document(db, org, invoice)).intent_event_id == second, "an attempt that may have written keeps it"
+    after = await remember_and_claim(first)
+    assert after is not None
+    assert after.uncertain is True
 
 
 async def test_a_second_copy_of_an_event_waits_for_the_first_and_finds_its_work_done(db: Database) -> None:

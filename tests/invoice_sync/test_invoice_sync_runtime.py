@@ -46,6 +46,7 @@ from tests.invoice_sync.support import (
     payment_recorded,
     refund_issued,
     set_gap_policy,
+    wait_item_linked,
 )
 
 pytestmark = [pytest.mark.kafka]
@@ -103,6 +104,7 @@ async def test_missing_item_fails_with_the_seeds_resolution_and_syncs_once_the_i
             # the seed's resolution: the accountant creates the item, item sync runs, "Retry Sync"
             co.create_items([LABELS])
             await kafka.publish(co.item_changed(LABELS))
+            await wait_item_linked(rt, co, LABELS)  # item sync ran: then the user presses "Retry Sync"
             retry = co.envelope(SyncInvoiceRequested, missing.invoice_id, missing)
             await kafka.publish(retry)
             done = (await outcomes(kafka, [retry]))[retry.event_id]

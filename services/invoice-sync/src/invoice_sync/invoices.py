@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from invoice_sync import metrics, store
 from invoice_sync.deps import Deps
 from invoice_sync.voids import VoidSync
-from invoice_sync.writer import Claim, Conflict, Written, write_once, writing
+from invoice_sync.writer import Claim, Conflict, Written, claim_in, write_once, writing
 from qbsync.contracts.batchly import InvoicePayload
 from qbsync.contracts.envelope import AnyEnvelope
 from qbsync.contracts.outbound import InvoiceNumberConflictDetected, InvoiceNumberConflictPayload, SyncWarning
@@ -54,6 +56,7 @@ class Prepared:
     invoice: InvoicePayload
     refs: DocumentRefs
     body: dict[str, Any]
+    settings: OrganizationSettings
     warnings: tuple[SyncWarning, ...] = ()
 
 
@@ -84,16 +87,21 @@ class InvoiceSync:
     async def on_invoice(self, ctx: HandlerContext, event: AnyEnvelope, *, batch: bool) -> Completed:
         invoice: InvoicePayload = event.payload
         org = event.organization_id
-        document = await self.remember(ctx.db, org, invoice, event.entity_version)
+        document, early = await self.remember(
+            ctx.db, org, invoice, event.entity_version, claim_for=event.event_id, lease=self.deps.lease
+        )
         if document.synced:
             return (await self.already_synced(ctx.db, document, event.event_id)).completed()
-        prepared = await self.prepare(ctx.db, org, invoice)
-        settings = await self.organization(ctx.db, org)
-        await self.block_on_gap(ctx.db, org, invoice, settings, last_attempt=ctx.is_last_attempt)
-        claiming = writing(ctx.db, document, event_id=event.event_id, lease=self.deps.lease, wait=self.deps.claim_wait)
+        claiming = writing(
+            ctx.db, document, event_id=event.event_id, lease=self.deps.lease, wait=self.deps.claim_wait, claimed=early
+        )
         async with claiming as claim:
             if claim.document.synced:  # written by the attempt we waited for
                 return (await self.already_synced(ctx.db, claim.document, event.event_id)).completed()
+            prepared = await self.prepare(ctx.db, org, invoice)
+            settings = prepared.settings
+            await self.block_on_gap(ctx.db, org, invoice, settings, last_attempt=ctx.is_last_attempt)
+            claim.writes()
             outcome = await write_once(
                 body=prepared.body,
                 request_id=request_id(event.event_id, "invoice.create"),
@@ -110,10 +118,25 @@ class InvoiceSync:
         return synced.completed()
 
     # ---- steps, shared with "Sync All Unsent Invoices" -------------------------------------------------------------
-    async def remember(self, db: Database, org: UUID, invoice: InvoicePayload, version: int) -> store.Document:
-        """Record the invoice (and its number, for gap detection) before anything can fail."""
+    async def remember(
+        self,
+        db: Database,
+        org: UUID,
+        invoice: InvoicePayload,
+        version: int,
+        *,
+        claim_for: UUID | None = None,
+        lease: timedelta | None = None,
+    ) -> tuple[store.Document, Claim | None]:
+        """Record the invoice (and its number, for gap detection) before anything can fail.
+
+        With ``claim_for`` (the event about to write it) the write claim is tried in the same transaction, so the
+        common case — nobody else writing it — costs one write transaction instead of two; the claim is then held
+        while the invoice is prepared (see :class:`~invoice_sync.writer.Claim` for why that is safe).
+        """
         parts = parse_number(invoice.invoice_number)
         now = datetime.now(UTC)
+        claim: Claim | None = None
         async with db.transaction() as conn:
             await store.remember_document(
                 conn,
@@ -129,8 +152,10 @@ class InvoiceSync:
                 customer_id=invoice.customer_id,
             )
             document = await store.get_document(conn, org, "invoice", invoice.invoice_id)
-        assert document is not None, "just remembered"
-        return document
+            assert document is not None, "just remembered"
+            if claim_for is not None and lease is not None and not document.synced:
+                claim = await claim_in(conn, document, event_id=claim_for, lease=lease, now=now)
+        return document, claim
 
     async def already_synced(self, db: Database, document: store.Document, event_id: UUID) -> Synced:
         """The outcome of an invoice already in QuickBooks (and a waiting void applied, if a crash left one)."""
@@ -162,11 +187,12 @@ class InvoiceSync:
                 )
             references = self.deps.references
             await references.require_document_numbers(org, currency=invoice.currency)
-            item_ids = await references.item_ids(db, org, invoice.lines)
+            known = await references.known(db, org, invoice.customer_id, invoice.lines)
+            item_ids = await references.item_ids(db, org, invoice.lines, known=known)
         except PermanentError as exc:
             await self._mark_failed(db, org, invoice.invoice_id, exc.message)
             raise
-        customer_id = await references.customer_id(db, org, invoice.customer_id)
+        customer_id = await references.customer_id(db, org, invoice.customer_id, known=known)
         warnings: list[SyncWarning] = []
         term_id = None
         if invoice.terms:
@@ -180,20 +206,22 @@ class InvoiceSync:
                     )
                 )
         refs = DocumentRefs(customer_id, item_ids, term_id)
-        return Prepared(invoice, refs, invoice_body(invoice, refs), tuple(warnings))
+        return Prepared(invoice, refs, invoice_body(invoice, refs), known.settings, tuple(warnings))
 
     async def organization(self, db: Database, org: UUID) -> OrganizationSettings:
         async with db.connect() as conn:
             return await get_organization(conn, org)
 
     async def gap(self, db: Database, org: UUID, invoice: InvoicePayload) -> Gap | None:
+        async with db.connect() as conn:
+            return await self.gap_in(conn, org, invoice)
+
+    @staticmethod
+    async def gap_in(conn: AsyncConnection, org: UUID, invoice: InvoicePayload) -> Gap | None:
         parts = parse_number(invoice.invoice_number)
         if parts is None:
             return None
-        async with db.connect() as conn:
-            highest, predecessor = await store.number_neighbours(
-                conn, org, prefix=parts.prefix, sequence=parts.sequence
-            )
+        highest, predecessor = await store.number_neighbours(conn, org, prefix=parts.prefix, sequence=parts.sequence)
         return find_gap(parts, highest_below=highest, predecessor_seen=predecessor)
 
     async def block_on_gap(
@@ -248,17 +276,16 @@ class InvoiceSync:
         for mismatch in mismatches:
             metrics.MISMATCHES.labels(mismatch.kind).inc()
             warnings.append(SyncWarning(code=f"mismatch_{mismatch.kind}", message=mismatch.message))
-        if settings.invoice_number_gap_policy == "warn":
-            # Checked after the write: a predecessor processed concurrently has had time to be seen.
-            gap = await self.gap(db, org, invoice)
-            if gap is not None:
-                metrics.NUMBER_GAPS.labels("warn").inc()
-                warnings.append(SyncWarning(code="number_gap", message=gap.message))
         qbo_id = str(row["Id"])
-        synced = Synced(
-            qbo_id, str(row.get("DocNumber") or invoice.invoice_number), written.action, warnings, bool(mismatches)
-        )
+        doc_number = str(row.get("DocNumber") or invoice.invoice_number)
         async with db.transaction() as conn:
+            if settings.invoice_number_gap_policy == "warn":
+                # Checked after the write: a predecessor processed concurrently has had time to be seen.
+                gap = await self.gap_in(conn, org, invoice)
+                if gap is not None:
+                    metrics.NUMBER_GAPS.labels("warn").inc()
+                    warnings.append(SyncWarning(code="number_gap", message=gap.message))
+            synced = Synced(qbo_id, doc_number, written.action, warnings, bool(mismatches))
             await store.mark_synced(
                 conn,
                 org,
@@ -275,9 +302,17 @@ class InvoiceSync:
             )
             if claim is not None:
                 await claim.release_in(conn)
+            # A void stores its request, then looks at the invoice; this side stores the link, then looks for a
+            # request — so one of the two sees the other. Looking inside this transaction is only sound where write
+            # transactions are serialised (SQLite: the void's request commits after this link); elsewhere, look
+            # after the commit.
+            pending = await store.get_pending_void(conn, org, invoice.invoice_id) if db.serialises_writes else None
         if claim is not None:
             claim.mark_released()
-        await self.voids.apply_pending(db, org, invoice.invoice_id, qbo_id)
+        if db.serialises_writes:
+            await self.voids.apply_waiting(db, org, invoice.invoice_id, qbo_id, pending)
+        else:
+            await self.voids.apply_pending(db, org, invoice.invoice_id, qbo_id)
         return synced
 
     async def conflict(

@@ -23,6 +23,7 @@ from qbsync.contracts.batchly import DocumentLine
 from qbsync.domain.invoices import ordered_lines
 from qbsync.domain.payments import method_candidates
 from qbsync.persistence.database import Database
+from qbsync.persistence.organizations import OrganizationSettings, get_organization
 from qbsync.qbo import QboClient, QboQuery
 from qbsync.runtime import DependencyNotReady, PermanentError
 
@@ -30,6 +31,7 @@ __all__ = [
     "CUSTOM_NUMBERS_HINT",
     "ITEM_HINT",
     "CompanyFacts",
+    "Known",
     "References",
     "TtlCache",
 ]
@@ -97,6 +99,18 @@ class CompanyFacts:
             automated_sales_tax=bool(tax.get("PartnerTaxEnabled", False)),
             home_currency=currency.get("value") if isinstance(currency, dict) else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A document's references as our tables know them (:meth:`References.known`); a missing one is looked up."""
+
+    organization_id: UUID
+    customer_id: UUID
+    customer_qbo_id: str | None
+    links: dict[UUID, store.ItemLink]
+    skus: dict[str, store.ItemLink]
+    settings: OrganizationSettings
 
 
 class References:
@@ -174,10 +188,32 @@ class References:
         return await self._id_by(organization_id, "Item", "Name", self._refund_item_name)
 
     # ---- customers and items ---------------------------------------------------------------------------------------
-    async def customer_id(self, db: Database, organization_id: UUID, customer_id: UUID) -> str:
-        """The QuickBooks customer; not linked yet -> ``DependencyNotReady`` (customer-sync's result will arrive)."""
+    async def known(
+        self, db: Database, organization_id: UUID, customer_id: UUID, lines: Sequence[DocumentLine]
+    ) -> Known:
+        """Everything our tables know about a document's references, read through one connection.
+
+        One checkout instead of three (item links and SKUs, the customer's link, the organization's settings): every
+        invoice asks all of them, and on SQLite each checkout costs round trips to the driver's thread.
+        """
+        ordered = ordered_lines(lines)
         async with db.connect() as conn:
-            qbo_id = await store.get_customer_link(conn, organization_id, customer_id)
+            links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
+            wanted = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
+            skus = await store.get_item_skus(conn, organization_id, wanted)
+            customer = await store.get_customer_link(conn, organization_id, customer_id)
+            settings = await get_organization(conn, organization_id)
+        return Known(organization_id, customer_id, customer, links, skus, settings)
+
+    async def customer_id(
+        self, db: Database, organization_id: UUID, customer_id: UUID, *, known: Known | None = None
+    ) -> str:
+        """The QuickBooks customer; not linked yet -> ``DependencyNotReady`` (customer-sync's result will arrive)."""
+        if known is not None and known.customer_id == customer_id:
+            qbo_id = known.customer_qbo_id
+        else:
+            async with db.connect() as conn:
+                qbo_id = await store.get_customer_link(conn, organization_id, customer_id)
         if qbo_id is None:
             raise DependencyNotReady(
                 f"customer {customer_id} has no QuickBooks id yet (its sync is pending or failed)",
@@ -186,13 +222,19 @@ class References:
             )
         return qbo_id
 
-    async def item_ids(self, db: Database, organization_id: UUID, lines: Sequence[DocumentLine]) -> tuple[str, ...]:
+    async def item_ids(
+        self, db: Database, organization_id: UUID, lines: Sequence[DocumentLine], *, known: Known | None = None
+    ) -> tuple[str, ...]:
         """QuickBooks item per line in ``ordered_lines`` order: by link, else by SKU (ours, then QuickBooks')."""
         ordered = ordered_lines(lines)
-        async with db.connect() as conn:
-            links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
-            wanted = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
-            by_sku = await store.get_item_skus(conn, organization_id, wanted)
+        if known is not None:
+            links, by_sku = known.links, dict(known.skus)
+        else:
+            async with db.connect() as conn:
+                links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
+                wanted_here = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
+                by_sku = await store.get_item_skus(conn, organization_id, wanted_here)
+        wanted = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
         for sku in (s for s in wanted if s not in by_sku):
             found = await self._item_by_sku(db, organization_id, sku)
             if found is not None:

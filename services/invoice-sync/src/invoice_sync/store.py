@@ -432,13 +432,23 @@ async def claim_write(
 
 
 async def release_write(
-    conn: AsyncConnection, organization_id: UUID, kind: str, document_id: UUID, *, claim: UUID
+    conn: AsyncConnection,
+    organization_id: UUID,
+    kind: str,
+    document_id: UUID,
+    *,
+    claim: UUID,
+    restore_intent: tuple[UUID | None, datetime | None] | None = None,
 ) -> None:
-    """End this attempt's claim (the intent stays: it records that a write may have happened)."""
+    """End this attempt's claim. The intent stays (it records that a write may have happened) unless
+    ``restore_intent`` gives the one to put back: the attempt ended before it could write."""
+    values: dict[str, Any] = {"writing_claim": None, "writing_since": None}
+    if restore_intent is not None:
+        values["intent_event_id"], values["intent_at"] = restore_intent
     await conn.execute(
         update(documents)
         .where(_key(organization_id, kind, document_id) & (documents.c.writing_claim == claim))
-        .values(writing_claim=None, writing_since=None)
+        .values(**values)
     )
 
 

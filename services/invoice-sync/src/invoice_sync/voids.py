@@ -92,6 +92,12 @@ class VoidSync:
         """Right after an invoice reached QuickBooks: apply a void that waited for it. Returns whether one did."""
         async with db.connect() as conn:
             pending = await store.get_pending_void(conn, org, invoice_id)
+        return await self.apply_waiting(db, org, invoice_id, qbo_id, pending)
+
+    async def apply_waiting(
+        self, db: Database, org: UUID, invoice_id: UUID, qbo_id: str, pending: store.PendingVoid | None
+    ) -> bool:
+        """:meth:`apply_pending` with the request already read (by the caller, in the transaction that linked it)."""
         if pending is None or pending.status == "done":
             return False
         _, source = decode_envelope(pending.event.encode())

@@ -34,7 +34,7 @@ from qbsync.persistence.database import Database
 from qbsync.qbo.errors import QboDuplicateDocNumberError
 from qbsync.runtime import DependencyNotReady, TransientError
 
-__all__ = ["Claim", "Conflict", "Written", "find_existing", "write_once", "writing"]
+__all__ = ["Claim", "Conflict", "Written", "claim_in", "find_existing", "write_once", "writing"]
 
 _CLAIM_POLL_SECONDS = 0.05
 
@@ -60,20 +60,63 @@ class Claim:
 
     ``release_in`` ends the claim inside the caller's own transaction (the one recording the outcome), which saves
     the separate release transaction when the attempt leaves :func:`writing`.
+
+    A claim taken early (:func:`claim_in`, in the transaction that remembers the document) is held while the
+    document is prepared; until the caller says :meth:`writes` nothing can have been written, so releasing it puts
+    back the intent that was there before (a later attempt must not look the document up for a write that never
+    started).
     """
 
     document: store.Document
     uncertain: bool
     claim_id: uuid.UUID = field(default_factory=uuid.uuid4)
     released: bool = False
+    #: The intent before this claim, restored on release while nothing was written (early claims only).
+    restore: tuple[UUID | None, datetime | None] | None = None
+
+    def writes(self) -> None:
+        """From now on the claim's attempt may write: its intent stays when the claim ends."""
+        self.restore = None
 
     async def release_in(self, conn: AsyncConnection) -> None:
         """Release the claim as part of ``conn``'s transaction; call :meth:`mark_released` once it committed."""
         doc = self.document
-        await store.release_write(conn, doc.organization_id, doc.kind, doc.document_id, claim=self.claim_id)
+        await store.release_write(
+            conn, doc.organization_id, doc.kind, doc.document_id, claim=self.claim_id, restore_intent=self.restore
+        )
 
     def mark_released(self) -> None:
         self.released = True
+
+
+async def claim_in(
+    conn: AsyncConnection, document: store.Document, *, event_id: UUID, lease: timedelta, now: datetime
+) -> Claim | None:
+    """Try to claim ``document`` inside the caller's transaction; None while another attempt holds it.
+
+    ``document`` is the row as read in the same transaction: its intent is what a release before any write puts back.
+    """
+    claim = uuid.uuid4()
+    won, previous = await store.claim_write(
+        conn,
+        document.organization_id,
+        document.kind,
+        document.document_id,
+        claim=claim,
+        event_id=event_id,
+        now=now,
+        stale_before=now - lease,
+    )
+    if not won:
+        return None
+    current = await store.get_document(conn, document.organization_id, document.kind, document.document_id)
+    assert current is not None, "a claimed document exists"
+    return Claim(
+        current,
+        uncertain=previous is not None,
+        claim_id=claim,
+        restore=(document.intent_event_id, document.intent_at),
+    )
 
 
 @asynccontextmanager
@@ -85,31 +128,22 @@ async def writing(
     lease: timedelta,
     wait: float = 0.0,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    claimed: Claim | None = None,
 ) -> AsyncIterator[Claim]:
-    """Hold the document's write claim for one attempt.
+    """Hold the document's write claim for one attempt (``claimed``: one already won by :func:`claim_in`).
 
     Another attempt writing it right now (a second copy of the event on a retry tier, "Retry Sync" pressed while the
     original is retrying) is waited for up to ``wait`` seconds — the caller then usually finds the document synced —
     and after that this attempt waits its turn through the ladder. A crashed attempt's claim expires after ``lease``
     (the handler's whole time budget).
     """
-    claim = uuid.uuid4()
+    handle = claimed
     deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        moment = now()
+    while handle is None:
         async with db.transaction() as conn:
-            won, previous = await store.claim_write(
-                conn,
-                document.organization_id,
-                document.kind,
-                document.document_id,
-                claim=claim,
-                event_id=event_id,
-                now=moment,
-                stale_before=moment - lease,
-            )
-            current = await store.get_document(conn, document.organization_id, document.kind, document.document_id)
-        if won:
+            handle = await claim_in(conn, document, event_id=event_id, lease=lease, now=now())
+        if handle is not None:
+            handle.writes()  # the classic claim leaves its intent, as it always did
             break
         if asyncio.get_running_loop().time() >= deadline:
             raise DependencyNotReady(
@@ -118,16 +152,12 @@ async def writing(
                 code="write_in_progress",
             )
         await asyncio.sleep(_CLAIM_POLL_SECONDS)
-    assert current is not None, "a claimed document exists"
-    handle = Claim(current, uncertain=previous is not None, claim_id=claim)
     try:
         yield handle
     finally:
         if not handle.released:
             async with db.transaction() as conn:
-                await store.release_write(
-                    conn, document.organization_id, document.kind, document.document_id, claim=claim
-                )
+                await handle.release_in(conn)
 
 
 async def write_once(

@@ -66,6 +66,11 @@ class Database:
             return cls(engine, schema=schema)
         raise ValueError(f"unsupported database backend {url.get_backend_name()!r} (use sqlite or postgresql)")
 
+    @property
+    def serialises_writes(self) -> bool:
+        """Whether write transactions run one at a time (SQLite: one commits before the next begins)."""
+        return self._write_lock is not None
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A short write transaction: committed on success, rolled back on error."""

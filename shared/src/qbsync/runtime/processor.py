@@ -205,19 +205,21 @@ class RecordProcessor:
         handler: Callable[[HandlerContext, Any], Awaitable[Outcome]],
         started: datetime,
     ) -> str:
-        prior = await self._durably("idempotency-read", lambda: self._find_processed(envelope.event_id))
-        if prior is not None:
+        seen = await self._durably("idempotency-read", lambda: self._seen(envelope))
+        if seen.results is not None:
+            prior = seen.results
             await self._durably("republish", lambda: self.publisher.send_all(prior))
             log.info(
                 "%s %s already processed; re-published %d result(s)", envelope.event_type, envelope.event_id, len(prior)
             )
             return "duplicate"
-        if await self._already_failed(delivery, envelope):
+        if not delivery.generation and seen.status == "failed":
+            self._log_already_failed(envelope)
             return "duplicate"
         if (
             self.park_when_disconnected
             and self.registry.needs_connection(envelope.event_type)
-            and await self._known_disconnected(envelope.organization_id)
+            and seen.connection == "lost"
         ):
             await self._park(delivery, envelope, started, "organization's QuickBooks connection is lost")
             return "parked"
@@ -557,12 +559,15 @@ class RecordProcessor:
         await self._durably("publish-status", lambda: self.publisher.publish(status))
         await self.hooks.after_outcome(delivery, "parked")
 
-    async def _known_disconnected(self, organization_id: UUID) -> bool:
-        async def read() -> bool:
-            async with self.db.connect() as conn:
-                return await ledger.connection_state(conn, organization_id) == "lost"
-
-        return await self._durably("connection-read", read)
+    async def _seen(self, envelope: AnyEnvelope) -> ledger.Seen:
+        async with self.db.connect() as conn:
+            return await ledger.seen(
+                conn,
+                group=self.group,
+                service=self.service,
+                event_id=envelope.event_id,
+                organization_id=envelope.organization_id,
+            )
 
     async def _already_failed(self, delivery: Delivery, envelope: AnyEnvelope) -> bool:
         """Whether another copy of this event already ended in the dead-letter topic (one terminal outcome each).
@@ -580,10 +585,14 @@ class RecordProcessor:
 
         if await self._durably("ledger-read", read) != "failed":
             return False
+        self._log_already_failed(envelope)
+        return True
+
+    @staticmethod
+    def _log_already_failed(envelope: AnyEnvelope) -> None:
         log.info(
             "%s %s already failed and dead-lettered; this copy is acknowledged", envelope.event_type, envelope.event_id
         )
-        return True
 
     async def _find_processed(self, event_id: UUID) -> list[OutboundRecord] | None:
         async with self.db.connect() as conn:
