@@ -91,13 +91,14 @@ async def test_a_burst_of_invoices_looks_each_sku_up_in_quickbooks_once(emulator
 
 def test_invoice_sync_bounds_its_buffer_to_a_few_in_flight_windows() -> None:
     """Under a backlog the buffer, not the work in flight, decides the service's memory: decoded invoices (~12 KB
-    each) waiting ahead of the workers. invoice-sync keeps 4 in-flight windows of them per partition — enough to keep
-    the workers fed between fetches, and ~160 MB instead of ~230 MB under a 30,000-invoice backlog."""
+    each) waiting ahead of the workers. invoice-sync keeps 256 per partition (two in-flight windows) — enough to
+    keep the workers fed between fetches, and ~160 MB instead of ~230 MB under a 30,000-invoice backlog. 128 in flight
+    per partition: a company's bulk reaches QuickBooks' ceiling (64 held it at half)."""
     from invoice_sync.app import definition
     from qbsync.settings import RuntimeSettings
 
     defaults = definition.runtime_defaults
     runtime = RuntimeSettings().model_copy(update=defaults)
-    assert runtime.max_in_flight_per_partition == 64
-    assert runtime.max_buffered_per_partition == 4 * runtime.max_in_flight_per_partition
+    assert runtime.max_in_flight_per_partition == 128
+    assert runtime.max_buffered_per_partition == 2 * runtime.max_in_flight_per_partition
     assert runtime.max_buffered_per_partition < RuntimeSettings().max_buffered_per_partition

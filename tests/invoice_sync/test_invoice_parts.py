@@ -227,6 +227,50 @@ async def test_a_batch_that_waits_for_the_budget_leaves_with_everything_that_arr
     assert len(org.rows("Invoice")) == 21
 
 
+async def test_past_the_burst_partial_batches_wait_to_fill_instead_of_spending_the_budget(
+    emulator: EmulatorHandle,
+) -> None:
+    """A bulk that sends partial batches as fast as they are ready spends the minute's batch budget on half-full ones
+    and then stalls (issue 10's bulk at 72 %). Past the burst share a partial batch waits to fill or for the pace."""
+    org = Org(emulator)
+    customer = _customer(emulator, org)
+
+    async def run(burst_share: float, prefix: str) -> list[int]:
+        # 10 batch requests per 2 s window: a pace of one batch per 0.2 s; a burst share of 10 % is one batch
+        qbo = QboClient(
+            QboClientSettings(base_url="http://qbo.test", batch_requests_per_window=10, window_s=2.0),
+            StaticTokenProvider({org.id: (org.realm, org.token)}),
+            transport=httpx.ASGITransport(app=emulator.app),
+        )
+        batcher = MicroBatcher(qbo, window_seconds=0.001, concurrency=1, burst_share=burst_share)
+        sizes: list[int] = []
+        send = batcher._send
+
+        async def recording_send(organization_id: uuid.UUID, items: list[Any]) -> None:
+            sizes.append(len(items))
+            await send(organization_id, items)
+
+        batcher._send = recording_send  # type: ignore[method-assign]
+        tasks = []
+        try:
+            for n in range(60):  # invoices arriving steadily, as a bulk's are prepared
+                body = _invoice_body(org, f"{prefix}-{n:02d}", customer)
+                tasks.append(asyncio.create_task(batcher.create(org.id, "Invoice", body, request_id=f"{prefix}{n}")))
+                await asyncio.sleep(0.01)
+            await asyncio.gather(*tasks)
+        finally:
+            await batcher.aclose()
+            await qbo.aclose()
+        assert sum(sizes) == 60
+        return sizes
+
+    eager = await run(1.0, "E")
+    paced = await run(0.1, "P")
+    assert paced[0] == 1, "the burst is not held back: the first invoice leaves at once"
+    assert len(paced) * 2 <= len(eager), f"paced {paced} vs eager {eager}: fuller batches, half the requests at most"
+    assert len(org.rows("Invoice")) == 120
+
+
 # ---- exactly-once writing -------------------------------------------------------------------------------------------
 class FakeQuickBooks:
     """Stands in for the create and the look-up by number, recording calls."""
@@ -400,11 +444,12 @@ async def test_a_claim_taken_while_remembering_gives_its_intent_back_if_the_atte
             )
             document = await store.get_document(conn, org, "invoice", invoice)
             assert document is not None
-            return await claim_in(conn, document, event_id=event_id, lease=lease, now=now)
+            return await claim_in(conn, document, event_id=event_id, lease=lease, now=now, current=True)
 
     early = await remember_and_claim(first)
     assert early is not None
     assert early.uncertain is False
+    assert early.document == await _document(db, org, invoice), "the claimed row as stored, without reading it again"
     assert await remember_and_claim(second) is None, "held while the first attempt prepares"
     transactions = 0
     original = db.transaction

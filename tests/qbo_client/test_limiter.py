@@ -122,6 +122,22 @@ async def test_ready_waits_like_a_reservation_but_takes_nothing() -> None:
     assert await run_one(limiter, clock, batch=True) == start + 60  # and the reservation then waits no longer
 
 
+async def test_headroom_is_the_share_of_the_window_still_free_in_flight_included() -> None:
+    clock = FakeClock()
+    limiter = budget(clock, limit=5, batch=4)
+    start = clock.now
+    assert limiter.headroom("realm") == 1.0
+    assert limiter.headroom("realm", batch=True) == 1.0
+    await run_one(limiter, clock, batch=True)
+    assert limiter.headroom("realm", batch=True) == 0.75
+    assert limiter.headroom("realm") == 0.8  # a batch request is a request too
+    async with limiter.reserve("realm", batch=True):
+        assert limiter.headroom("realm", batch=True) == 0.5  # in flight counts
+        assert limiter.headroom("other", batch=True) == 1.0  # per company
+    clock.now = start + 60.5  # the first batch aged out of the window; the second (completed at +0) too
+    assert limiter.headroom("realm", batch=True) == 1.0
+
+
 async def test_ready_gives_up_silently_at_the_bound_and_leaves_the_error_to_the_reservation() -> None:
     clock = FakeClock()
     limiter = budget(clock, in_flight=1, max_wait=0.05)

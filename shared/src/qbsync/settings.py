@@ -287,6 +287,11 @@ class InvoiceSyncSettings(_Section):
     #: batches count against the runtime's ``max_in_flight_per_partition``, so full batches need that to be at least
     #: ``batch_max_items x (batch_concurrency + 1)``; below it, batches are smaller (never wrong, only more requests).
     batch_concurrency: int = Field(default=1, ge=1, le=10)
+    #: Share of the company's batch budget that partial batches may spend as fast as they are ready (a burst: the
+    #: first ~11 of 111 a minute). Beyond it a partial batch waits until it is full or the sustained pace allows
+    #: (one batch per window / batch requests per window since the last one), so a long bulk spends its budget on
+    #: full batches instead of running out of it early on half-full ones. 1.0: never wait.
+    batch_burst_share: float = Field(default=0.1, ge=0, le=1)
     #: How long the company's Preferences, terms, payment methods and bank account are cached per organization.
     reference_ttl_seconds: float = Field(default=300.0, ge=0)
     #: A SKU that QuickBooks did not know is not asked for again within this time (a burst of lines, one query).

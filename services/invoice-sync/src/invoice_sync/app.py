@@ -39,6 +39,7 @@ def build_use_cases(
             window_seconds=settings.batch_window_ms / 1000,
             max_items=settings.batch_max_items,
             concurrency=settings.batch_concurrency,
+            burst_share=settings.batch_burst_share,
         )
         if settings.batching_enabled
         else None
@@ -78,9 +79,11 @@ definition = ServiceDefinition(
     build=build,
     migration_branches=(RUNTIME_BRANCH, "invoice_sync"),
     migration_locations=(store.MIGRATIONS,),
-    # Full micro-batches of 30 need 30 x (batch_concurrency + 1) records of a company's partition in flight. The
-    # buffer ahead of them holds decoded invoices (~12 KB each): 4x the in-flight window keeps the workers fed and
-    # bounds memory under a backlog (the runtime's default of 1,000 per partition took the service to ~230 MB; 256:
-    # ~160 MB — docs/performance.md).
-    runtime_defaults={"max_in_flight_per_partition": 64, "max_buffered_per_partition": 256},
+    # A company's records share a partition, so the records in flight per partition bound one company's speed
+    # (Little's law): each spends about a second between arriving and its outcome (prepared, queued for the next
+    # micro-batch, ~0.25-1.2 s at QuickBooks). 64 held the per-company bulk at ~50 % of QuickBooks' ceiling; 128
+    # reaches it (docs/performance.md, round 3). The buffer ahead of them holds decoded invoices (~12 KB each): two
+    # in-flight windows keep the workers fed and bound memory under a backlog (the runtime's default of 1,000 per
+    # partition took the service to ~230 MB; 256: ~160 MB).
+    runtime_defaults={"max_in_flight_per_partition": 128, "max_buffered_per_partition": 256},
 )

@@ -10,6 +10,13 @@ invoices, like Nagle's algorithm. A batch takes its items only once the company'
 everything that arrived meanwhile, not with what was queued when it was due. Each caller gets back its own item's
 outcome (the created invoice, or the error its item failed with), so every record still has its own outcome.
 
+Pacing: QuickBooks' batch budget is a moving window (120 a minute), so a bulk that sends partial batches as fast as
+they are ready spends the whole minute's budget in its first seconds and then stalls with the rest of its invoices
+queued. Partial batches therefore go out at once only while the company's batch budget is nearly unspent
+(``burst_share``, 10 %: a short burst such as the seed's 100-invoice test is never held back); beyond that a partial
+batch waits until it is full or the sustained pace allows it (one batch per ``window / limit`` seconds since the
+previous one). A full batch never waits for the pace.
+
 Exactly once: the batch's ``requestid`` is derived from its content (the items' own request ids, in order), so
 sending the same batch again replays QuickBooks' answer; a different composition is a new request, which is why a
 caller whose earlier attempt may have written looks its invoice up first (see :mod:`invoice_sync.writer`). A caller
@@ -20,6 +27,7 @@ the record's next attempt finds the invoice by its number.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,20 +55,33 @@ class _Company:
     sending: int = 0  # batches started (composing or on their way)
     composing: int = 0  # of those, batches still waiting for the budget before they take their items
     timer: asyncio.TimerHandle | None = None
+    grown: asyncio.Event = field(default_factory=asyncio.Event)  # set when a create joins the queue
+    last_sent: float = float("-inf")  # loop time the company's last batch took its items
 
 
 class MicroBatcher:
     """Create entities of one company in shared ``/batch`` requests. One per process."""
 
-    def __init__(self, qbo: QboClient, *, window_seconds: float, max_items: int = 30, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        qbo: QboClient,
+        *,
+        window_seconds: float,
+        max_items: int = 30,
+        concurrency: int = 1,
+        burst_share: float = 1.0,
+    ) -> None:
         if not 1 <= max_items <= 30:
             raise ValueError("a QuickBooks batch holds 1 to 30 items")
         if concurrency < 1:
             raise ValueError("at least one batch must be allowed on its way")
+        if not 0.0 <= burst_share <= 1.0:
+            raise ValueError("burst_share is a share of the budget, 0 to 1")
         self.qbo = qbo
         self.window = window_seconds
         self.max_items = max_items
         self.concurrency = concurrency
+        self.burst_share = burst_share
         self._companies: dict[UUID, _Company] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -73,6 +94,7 @@ class MicroBatcher:
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         company = self._companies.setdefault(organization_id, _Company())
         company.queue.append(_Item(BatchOperation.create(entity, body), request_id, future, loop.time()))
+        company.grown.set()
         self._pump(organization_id)
         return await future
 
@@ -105,10 +127,13 @@ class MicroBatcher:
         composing = True
         try:
             await self._wait_for_budget(organization_id)
+            await self._fill_or_pace(organization_id, company)
             company.composing -= 1
             composing = False
             company.queue = [item for item in company.queue if not item.future.done()]
             items, company.queue = company.queue[: self.max_items], company.queue[self.max_items :]
+            if items:
+                company.last_sent = asyncio.get_running_loop().time()
             if items:
                 await self._send(organization_id, items)
         finally:
@@ -126,6 +151,30 @@ class MicroBatcher:
             raise
         except Exception:  # the batch request itself meets the same trouble and reports it per item
             return
+
+    async def _fill_or_pace(self, organization_id: UUID, company: _Company) -> None:
+        """A partial batch, once the burst share of the budget is spent: wait until it is full or the pace allows."""
+        if self.burst_share >= 1.0:
+            return
+        qbo = self.qbo.company(organization_id)
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            if sum(1 for item in company.queue if not item.future.done()) >= self.max_items:
+                return
+            due = company.last_sent + qbo.batch_pace_s - loop.time()
+            if due <= 0:
+                return
+            try:
+                headroom = await qbo.budget_headroom(batch=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the batch request itself meets the same trouble and reports it per item
+                return
+            if headroom > 1.0 - self.burst_share:
+                return
+            company.grown.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(company.grown.wait(), due)
 
     async def _send(self, organization_id: UUID, items: list[_Item]) -> None:
         metrics.BATCH_ITEMS.labels("live").observe(len(items))
@@ -152,6 +201,8 @@ class MicroBatcher:
     async def aclose(self) -> None:
         """Send what is queued and wait for batches on their way (bounded by the client's own timeouts)."""
         self._closing = True
+        for company in self._companies.values():
+            company.grown.set()  # a batch waiting to fill leaves now
         while self._tasks or any(c.queue for c in self._companies.values()):
             for organization_id in list(self._companies):
                 self._pump(organization_id)

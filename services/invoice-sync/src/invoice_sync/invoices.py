@@ -154,7 +154,9 @@ class InvoiceSync:
             document = await store.get_document(conn, org, "invoice", invoice.invoice_id)
             assert document is not None, "just remembered"
             if claim_for is not None and lease is not None and not document.synced:
-                claim = await claim_in(conn, document, event_id=claim_for, lease=lease, now=now)
+                claim = await claim_in(
+                    conn, document, event_id=claim_for, lease=lease, now=now, current=db.serialises_writes
+                )
         return document, claim
 
     async def already_synced(self, db: Database, document: store.Document, event_id: UUID) -> Synced:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 from uuid import UUID
 
@@ -409,17 +410,21 @@ async def claim_write(
     event_id: UUID,
     now: datetime,
     stale_before: datetime,
+    intent_before: UUID | EllipsisType | None = ...,
 ) -> tuple[bool, UUID | None]:
     """Claim the document for one attempt's write and leave the write-ahead intent (committed by the caller).
 
     Returns (won, the intent found before): the claim is refused while another attempt holds a claim younger than
-    ``stale_before``; the intent found tells this attempt whether an earlier write may have happened. The update is
-    conditional, so two concurrent attempts cannot both win (PostgreSQL re-checks the condition after the row lock;
-    SQLite serialises the transactions).
+    ``stale_before``; the intent found tells this attempt whether an earlier write may have happened (pass
+    ``intent_before`` when the caller read it in this transaction and no other can have changed it since). The update
+    is conditional, so two concurrent attempts cannot both win (PostgreSQL re-checks the condition after the row
+    lock; SQLite serialises the transactions).
     """
-    previous = (
-        await conn.execute(select(documents.c.intent_event_id).where(_key(organization_id, kind, document_id)))
-    ).first()
+    if isinstance(intent_before, EllipsisType):
+        row = (
+            await conn.execute(select(documents.c.intent_event_id).where(_key(organization_id, kind, document_id)))
+        ).first()
+        intent_before = None if row is None else row.intent_event_id
     result = await conn.execute(
         update(documents)
         .where(
@@ -428,7 +433,7 @@ async def claim_write(
         )
         .values(writing_claim=claim, writing_since=now, intent_event_id=event_id, intent_at=now, updated_at=now)
     )
-    return result.rowcount == 1, (None if previous is None else previous.intent_event_id)
+    return result.rowcount == 1, intent_before
 
 
 async def release_write(

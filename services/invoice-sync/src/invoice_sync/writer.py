@@ -22,7 +22,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -90,11 +90,19 @@ class Claim:
 
 
 async def claim_in(
-    conn: AsyncConnection, document: store.Document, *, event_id: UUID, lease: timedelta, now: datetime
+    conn: AsyncConnection,
+    document: store.Document,
+    *,
+    event_id: UUID,
+    lease: timedelta,
+    now: datetime,
+    current: bool = False,
 ) -> Claim | None:
     """Try to claim ``document`` inside the caller's transaction; None while another attempt holds it.
 
     ``document`` is the row as read in the same transaction: its intent is what a release before any write puts back.
+    ``current``: nothing else can have changed the row since it was read (write transactions are serialised), so it
+    is not read again.
     """
     claim = uuid.uuid4()
     won, previous = await store.claim_write(
@@ -106,13 +114,17 @@ async def claim_in(
         event_id=event_id,
         now=now,
         stale_before=now - lease,
+        **({"intent_before": document.intent_event_id} if current else {}),
     )
     if not won:
         return None
-    current = await store.get_document(conn, document.organization_id, document.kind, document.document_id)
-    assert current is not None, "a claimed document exists"
+    if current:
+        claimed: store.Document | None = replace(document, intent_event_id=event_id, intent_at=now)
+    else:
+        claimed = await store.get_document(conn, document.organization_id, document.kind, document.document_id)
+    assert claimed is not None, "a claimed document exists"
     return Claim(
-        current,
+        claimed,
         uncertain=previous is not None,
         claim_id=claim,
         restore=(document.intent_event_id, document.intent_at),

@@ -326,6 +326,18 @@ class QboCompany:
         grant = await self._client._tokens.get_grant(self.organization_id)
         await self._client._limiter.ready(grant.realm_id, batch=batch)
 
+    async def budget_headroom(self, *, batch: bool = False) -> float:
+        """The share of the company's request budget (``batch``: batch budget) free right now (see
+        :meth:`RateBudget.headroom`)."""
+        grant = await self._client._tokens.get_grant(self.organization_id)
+        return self._client._limiter.headroom(grant.realm_id, batch=batch)
+
+    @property
+    def batch_pace_s(self) -> float:
+        """Seconds per batch request at the sustained rate the budget allows (window / batch requests per window)."""
+        settings = self._client.settings
+        return settings.window_s / settings.batch_requests_per_window
+
     async def cdc(self, entities: Sequence[str], changed_since: datetime) -> CdcResult:
         """Changes since ``changed_since`` (≤ 30 days back), windowed past QBO's 1000-per-entity cap."""
         settings = self._client.settings

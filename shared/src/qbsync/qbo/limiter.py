@@ -63,6 +63,14 @@ class RateBudget(Protocol):
         """
         ...
 
+    def headroom(self, key: str, *, batch: bool = False) -> float:
+        """The share of the window's slots (``batch``: batch slots) free right now, 0.0-1.0; takes nothing.
+
+        For callers that decide whether to spend a slot on a partial request now or let it fill (the micro-batcher
+        paces partial batches once most of the burst is spent).
+        """
+        ...
+
 
 @dataclass
 class _Company:
@@ -126,6 +134,15 @@ class InProcessRateBudget(RateBudget):
         with contextlib.suppress(TimeoutError):  # the reserve that follows applies (and reports) the bound
             async with asyncio.timeout(self._max_wait):
                 await self._wait_for_slot(company, batch)
+
+    def headroom(self, key: str, *, batch: bool = False) -> float:
+        company = self._company(key)
+        self._expire(company, self._clock())
+        if batch:
+            used, limit = company.in_flight_batch + len(company.done_batch), self._batch_limit
+        else:
+            used, limit = company.in_flight + len(company.done), self._limit
+        return max(0.0, 1.0 - used / limit)
 
     def in_flight(self, key: str) -> int:
         """Requests currently holding a slot for ``key`` (for tests and diagnostics)."""
