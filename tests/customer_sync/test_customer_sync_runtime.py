@@ -36,6 +36,7 @@ from tests.integration.harness import (
     FAST_RUNTIME,
     Kafka,
     RuntimeUnderTest,
+    open_database,
     running_runtime,
     service_topic_names,
     wait_for,
@@ -390,6 +391,52 @@ async def test_an_outage_recovers_through_the_ladder_and_a_stale_sync_token_is_r
             ledger = await rt.ledger_rows()
             first = next(r for r in ledger if r.event_id == created.event_id)
             assert first.attempts >= 2
+
+
+async def test_an_older_snapshot_meeting_a_newer_ones_write_stands_down_instead_of_overwriting_it(
+    emulator_server: ServerHandle, sqlite_database_settings: DatabaseSettings
+) -> None:
+    """Version 3 (a retry-tier copy) and version 4 (the main topic) of one customer are written at once. Version 4
+    wrote first; its link is not committed yet, so version 3 still sees the old link and SyncToken and meets 5010.
+    Re-reading the token and writing again would put version 3's data over version 4's in QuickBooks for good (the
+    link then says 4): version 3 must stand down. (Seen once in the e2e shuffle test as a stale phone number.)"""
+    org = Org(emulator_server)
+    db = await open_database(
+        SERVICE, sqlite_database_settings, branches=("runtime", "customer_sync"), locations=(store.MIGRATIONS,)
+    )
+    qbo = QboClient(
+        QboClientSettings(base_url=emulator_server.base_url), StaticTokenProvider({org.id: (org.realm, org.token)})
+    )
+    unused = Publisher.__new__(Publisher)  # push() publishes nothing; no producer is started
+    sync = CustomerSync(qbo, unused, service=SERVICE, runtime=FAST_RUNTIME)
+    first = customer(display_name="Race Co", phone="555-0001")
+    now = datetime.now(UTC)
+
+    async def arrive(snapshot: CustomerPayload, version: int) -> None:  # what on_snapshot stores before it writes
+        async with db.transaction() as conn:
+            await store.store_snapshot(conn, org.id, snapshot, version=version, status="unsynced", now=now)
+
+    async def push(snapshot: CustomerPayload, version: int) -> Any:
+        return await sync.push(db, org.id, snapshot, version=version, event_id=uuid.uuid4(), force=False)
+
+    try:
+        await arrive(first, 1)
+        created = await push(first, 1)
+        async with db.transaction() as conn:  # version 1's outcome
+            await sync._persist(org.id, first, 1, created, now)(conn)
+        third = first.model_copy(update={"phone": "555-0003"})
+        fourth = first.model_copy(update={"phone": "555-0004"})
+        await arrive(third, 3)
+        await arrive(fourth, 4)
+        newer = await push(fourth, 4)  # written; its outcome (the link) not committed yet
+        assert newer.action == "updated"
+        older = await push(third, 3)
+        assert older.action == "ignored"
+        assert "superseded" in older.reason
+        assert org.customers()[0]["PrimaryPhone"]["FreeFormNumber"] == "555-0004", "the newer write stands"
+    finally:
+        await qbo.aclose()
+        await db.close()
 
 
 async def test_nightly_mode_defers_updates_until_the_flush_and_sync_all_reports_progress(

@@ -183,6 +183,19 @@ async def store_snapshot(
     )
 
 
+async def snapshot_version(conn: AsyncConnection, organization_id: UUID, customer_id: UUID) -> int | None:
+    """The version of the newest snapshot stored for the customer (None: never seen)."""
+    row = (
+        await conn.execute(
+            select(customer_snapshots.c.entity_version).where(
+                customer_snapshots.c.organization_id == organization_id,
+                customer_snapshots.c.customer_id == customer_id,
+            )
+        )
+    ).first()
+    return None if row is None else int(row.entity_version)
+
+
 async def mark_snapshot(
     conn: AsyncConnection,
     organization_id: UUID,

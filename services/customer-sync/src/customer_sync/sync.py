@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -139,9 +139,42 @@ class CustomerSync:
     async def push(
         self, db: Any, org: UUID, customer: CustomerPayload, *, version: int, event_id: UUID, force: bool
     ) -> PushResult:
+        """Bring QuickBooks to this snapshot, unless a newer one is (or is being) synced.
+
+        Two snapshots of one customer can be written at once: a retry-tier copy of version 3 beside version 4 from
+        the main topic. Each stores its snapshot before it writes, so when QuickBooks answers a write with 5010 (the
+        customer changed since our SyncToken) — or a freshly found customer is about to be converged — a newer
+        stored snapshot means the other write is the newer one: this one stands down instead of overwriting it.
+        """
         body = customer_body(customer)
         async with db.connect() as conn:
             found = await store.get_link(conn, org, customer.customer_id)
+
+        async def superseded() -> bool:
+            async with db.connect() as conn:
+                newest = await store.snapshot_version(conn, org, customer.customer_id)
+            return newest is not None and newest > version
+
+        try:
+            return await self._push(db, org, customer, body, found, version, event_id, force, superseded)
+        except _Superseded:
+            return PushResult(
+                "ignored",
+                reason=f"stale snapshot: version {version} was superseded by a newer one while it was being written",
+            )
+
+    async def _push(
+        self,
+        db: Any,
+        org: UUID,
+        customer: CustomerPayload,
+        body: dict[str, Any],
+        found: Any,
+        version: int,
+        event_id: UUID,
+        force: bool,
+        superseded: Callable[[], Awaitable[bool]],
+    ) -> PushResult:
         link, pushed = found if found is not None else (None, None)
         decision = decide(link=link, entity_version=version, body_fingerprint=fingerprint(body), force=force)
         if decision.action == "ignore":
@@ -153,7 +186,9 @@ class CustomerSync:
             )
         if decision.action == "update" and link is not None:
             try:
-                updated = await self._update(company, link.qbo_id, link.sync_token, update_body(body, pushed), event_id)
+                updated = await self._update(
+                    company, link.qbo_id, link.sync_token, update_body(body, pushed), event_id, superseded
+                )
             except QboNotFoundError:
                 log.warning(
                     "QuickBooks customer %s of %s is gone (merged?); re-linking", link.qbo_id, customer.customer_id
@@ -162,10 +197,17 @@ class CustomerSync:
                 return PushResult(
                     "updated", qbo_id=updated["Id"], sync_token=updated["SyncToken"], body=body, linked=link.linked
                 )
-        return await self._create_or_link(db, company, org, customer, body, event_id)
+        return await self._create_or_link(db, company, org, customer, body, event_id, superseded)
 
     async def _create_or_link(
-        self, db: Any, company: QboCompany, org: UUID, customer: CustomerPayload, body: dict[str, Any], event_id: UUID
+        self,
+        db: Any,
+        company: QboCompany,
+        org: UUID,
+        customer: CustomerPayload,
+        body: dict[str, Any],
+        event_id: UUID,
+        superseded: Callable[[], Awaitable[bool]] | None = None,
     ) -> PushResult:
         existing = await self._find_existing(db, company, org, customer, body)
         if existing is None:
@@ -178,7 +220,7 @@ class CustomerSync:
                     raise await self._name_held_error(company, body["DisplayName"]) from None
             else:
                 return PushResult("created", qbo_id=created["Id"], sync_token=created["SyncToken"], body=body)
-        converged = await self._converge(company, existing, body, event_id)
+        converged = await self._converge(company, existing, body, event_id, superseded)
         return PushResult("linked", qbo_id=converged["Id"], sync_token=converged["SyncToken"], body=body, linked=True)
 
     async def _find_existing(
@@ -244,19 +286,33 @@ class CustomerSync:
         )
 
     async def _converge(
-        self, company: QboCompany, existing: dict[str, Any], body: dict[str, Any], event_id: UUID
+        self,
+        company: QboCompany,
+        existing: dict[str, Any],
+        body: dict[str, Any],
+        event_id: UUID,
+        superseded: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, Any]:
         """Make a linked QuickBooks customer carry the newest Batchly snapshot (only what differs is written; what
         Batchly no longer has is cleared)."""
         wanted = converge_body(body, existing)
         if all(existing.get(key) == value or _same(existing.get(key), value) for key, value in wanted.items()):
             return existing
-        return await self._update(company, existing["Id"], existing["SyncToken"], wanted, event_id)
+        if superseded is not None and await superseded():  # found one a newer snapshot's write created
+            raise _Superseded
+        return await self._update(company, existing["Id"], existing["SyncToken"], wanted, event_id, superseded)
 
     async def _update(
-        self, company: QboCompany, qbo_id: str, sync_token: str, body: dict[str, Any], event_id: UUID
+        self,
+        company: QboCompany,
+        qbo_id: str,
+        sync_token: str,
+        body: dict[str, Any],
+        event_id: UUID,
+        superseded: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, Any]:
-        """Sparse update with the current SyncToken; on 5010 re-read and retry (bounded)."""
+        """Sparse update with the current SyncToken; on 5010 re-read and retry (bounded) — unless a newer snapshot
+        of the customer was stored meanwhile (its write is the one that changed the customer)."""
         token = sync_token
         for _ in range(_STALE_RETRIES):
             try:
@@ -266,6 +322,8 @@ class CustomerSync:
                     request_id=request_id(event_id, f"customer.update:{qbo_id}:{token}"),
                 )
             except QboStaleObjectError:
+                if superseded is not None and await superseded():
+                    raise _Superseded from None
                 current = await company.read("Customer", qbo_id)
                 token = str(current["SyncToken"])
             except QboDuplicateNameError:
@@ -433,3 +491,7 @@ def _same(current: Any, wanted: Any) -> bool:
     if isinstance(wanted, str) and isinstance(current, str):
         return current == wanted
     return bool(current == wanted)
+
+
+class _Superseded(Exception):
+    """A newer snapshot of the customer was stored while this one was being written: it stands down."""
