@@ -353,6 +353,24 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
 
 
+class _TransactionCounter:
+    """Counts ``db.transaction()`` calls from now until :meth:`stop`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.count = 0
+        self._original = db.transaction
+
+        def counting() -> Any:
+            self.count += 1
+            return self._original()
+
+        db.transaction = counting  # type: ignore[method-assign]
+
+    def stop(self) -> None:
+        self.db.transaction = self._original  # type: ignore[method-assign]
+
+
 async def _document(db: Database, org: uuid.UUID, document_id: uuid.UUID) -> store.Document:
     async with db.connect() as conn:
         document = await store.get_document(conn, org, "invoice", document_id)
@@ -400,25 +418,17 @@ async def test_a_claim_ended_in_the_outcomes_transaction_is_not_released_again(d
         await store.remember_document(
             conn, organization_id=org, kind="invoice", document_id=invoice, payload={}, entity_version=1, now=now
         )
-    transactions = 0
-    original = db.transaction
-
-    def counting() -> Any:
-        nonlocal transactions
-        transactions += 1
-        return original()
-
-    db.transaction = counting  # type: ignore[method-assign]
+    counted = _TransactionCounter(db)
     lease = timedelta(seconds=30)
     async with writing(db, await _document(db, org, invoice), event_id=uuid.uuid4(), lease=lease) as claim:
         async with db.transaction() as conn:  # the caller's outcome transaction
             await claim.release_in(conn)
         claim.mark_released()
-        claimed = transactions
-    assert transactions == claimed == 2, "claim + the caller's own; no separate release on the way out"
+        claimed = counted.count
+    assert counted.count == claimed == 2, "claim + the caller's own; no separate release on the way out"
     async with writing(db, await _document(db, org, invoice), event_id=uuid.uuid4(), lease=lease) as claim:
         assert claim.uncertain is True  # the claim was free again (the intent stays)
-    assert transactions == 4, "a claim not ended by the caller is released on the way out"
+    assert counted.count == 4, "a claim not ended by the caller is released on the way out"
     async with db.connect() as conn:
         row = (
             await conn.execute(select(store.documents.c.writing_claim).where(store.documents.c.document_id == invoice))
@@ -451,23 +461,15 @@ async def test_a_claim_taken_while_remembering_gives_its_intent_back_if_the_atte
     assert early.uncertain is False
     assert early.document == await _document(db, org, invoice), "the claimed row as stored, without reading it again"
     assert await remember_and_claim(second) is None, "held while the first attempt prepares"
-    transactions = 0
-    original = db.transaction
-
-    def counting() -> Any:
-        nonlocal transactions
-        transactions += 1
-        return original()
-
-    db.transaction = counting  # type: ignore[method-assign]
+    counted = _TransactionCounter(db)
     with pytest.raises(DependencyNotReady):
         async with writing(db, early.document, event_id=first, lease=lease, claimed=early):
             raise DependencyNotReady("customer not synced yet")  # preparing failed: nothing was written
-    assert transactions == 1, "no claim transaction of its own; only the release"
+    assert counted.count == 1, "no claim transaction of its own; only the release"
     document = await _document(db, org, invoice)
     assert (document.intent_event_id, document.intent_at) == (None, None), "the intent is given back"
 
-    db.transaction = original  # type: ignore[method-assign]
+    counted.stop()
     again = await remember_and_claim(second)
     assert again is not None
     assert again.uncertain is False, "no earlier write to look for"
