@@ -16,6 +16,7 @@ from uuid import UUID
 from qbsync.contracts.batchly import FlushCustomerUpdatesRequested, SyncScopePayload
 from qbsync.contracts.envelope import AnyEnvelope
 from qbsync.contracts.outbound import (
+    EntityRef,
     InvoicePaymentChanged,
     InvoicePaymentPayload,
     ItemChanged,
@@ -34,6 +35,7 @@ __all__ = [
     "entity_uuid",
     "invoice_payment_changed",
     "item_changed",
+    "late_link_pull",
     "next_version",
     "scheduled_pull",
     "slot_event_id",
@@ -142,6 +144,22 @@ def scheduled_pull(org: UUID, *, kind: PullKind, slot: str, event_id: UUID, fire
         event_type="PullRequested",
         payload=PullRequestedPayload(kind=kind, reason="schedule", scope="incremental", slot=slot),
         **_common(org, org, int(fire_at.timestamp() * 1000), fire_at, None),
+    )
+
+
+def late_link_pull(org: UUID, *, qbo_invoice_id: str, cause: AnyEnvelope, occurred_at: datetime) -> PullRequested:
+    """A payment read of one invoice whose link was learnt after a payment run had already passed it by (the run
+    read the links before invoice-sync's result arrived); its id follows the result, so a redelivery is the same."""
+    return PullRequested(
+        event_id=uuid.uuid5(_NAMESPACE, f"{org}:late-link:{cause.event_id}"),
+        event_type="PullRequested",
+        payload=PullRequestedPayload(
+            kind="payments",
+            reason="reconcile",
+            scope="targeted",
+            targets=[EntityRef(entity="Invoice", qbo_id=qbo_invoice_id)],
+        ),
+        **_common(org, org, int(occurred_at.timestamp() * 1000), occurred_at, cause),
     )
 
 

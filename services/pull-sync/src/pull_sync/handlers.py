@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pull_sync import events, store
 from pull_sync.feed import Mode
+from pull_sync.payments import KIND as PAYMENTS_KIND
 from pull_sync.pulls import Pulls, outcome
 from pull_sync.push import ItemPush
 from qbsync.contracts.batchly import (
@@ -39,19 +40,28 @@ INVOICE_SYNC = "invoice-sync"
 
 def register(registry: HandlerRegistry, pulls: Pulls, push: ItemPush) -> None:
     @registry.on(SyncCompleted, needs_connection=False)
-    async def invoice_synced(_ctx: HandlerContext, event: SyncCompleted) -> Recorded:
-        """invoice-sync put an invoice into QuickBooks: its payment status is ours to follow from now on."""
+    async def invoice_synced(ctx: HandlerContext, event: SyncCompleted) -> Recorded:
+        """invoice-sync put an invoice into QuickBooks: its payment status is ours to follow from now on.
+
+        Results and "Sync Payments Now" arrive on different topics: a payment run can read the links before this
+        result is consumed, pass the invoice by and move its watermark on. The next run reads such an invoice (it
+        was never read), but that may be hours away — so when a run has already finished since the invoice was
+        synced, its payment status is read now (a targeted pull of this one invoice).
+        """
         result = event.payload
         if result.service != INVOICE_SYNC or result.entity_type != "invoice" or not result.qbo_id:
             return Recorded()
         qbo_id = result.qbo_id
+        async with ctx.db.connect() as conn:
+            watermark = await store.get_watermark(conn, event.organization_id, PAYMENTS_KIND)
+        late = watermark is not None and watermark.recorded_at >= event.occurred_at
+        now = datetime.now(UTC)
 
         async def persist(conn: AsyncConnection) -> None:
-            await store.link_invoice(
-                conn, event.organization_id, event.entity_id, qbo_id, result.qbo_doc_number, datetime.now(UTC)
-            )
+            await store.link_invoice(conn, event.organization_id, event.entity_id, qbo_id, result.qbo_doc_number, now)
 
-        return Recorded(persist=persist)
+        publish = [events.late_link_pull(event.organization_id, qbo_invoice_id=qbo_id, cause=event, occurred_at=now)]
+        return Recorded(persist=persist, publish=publish if late else ())
 
     @registry.on(ItemCreated, needs_connection=False)  # remembered for matching even while disconnected
     async def item_created(ctx: HandlerContext, event: ItemCreated) -> Completed:
