@@ -188,18 +188,17 @@ async def test_while_a_batch_is_on_its_way_the_next_one_fills_up_and_a_caller_th
     assert numbers == [f"N-{n:02d}" for n in range(21) if n != 5]
 
 
-async def test_a_batch_that_waits_for_the_budget_leaves_with_everything_that_arrived_meanwhile(
-    emulator: EmulatorHandle,
-) -> None:
-    org = Org(emulator)
-    customer = _customer(emulator, org)
-    # one batch request per 0.8 s window: the budget, not QuickBooks, is the constraint (issue 10's bulk)
-    qbo = QboClient(
-        QboClientSettings(base_url="http://qbo.test", batch_requests_per_window=1, window_s=0.8),
+def _budgeted_client(emulator: EmulatorHandle, org: Org, **budget: Any) -> QboClient:
+    """A client of ``org`` whose request budget is ``budget`` (e.g. a small batch window)."""
+    return QboClient(
+        QboClientSettings(base_url="http://qbo.test", **budget),
         StaticTokenProvider({org.id: (org.realm, org.token)}),
         transport=httpx.ASGITransport(app=emulator.app),
     )
-    batcher = MicroBatcher(qbo, window_seconds=0.001, concurrency=1)
+
+
+def _batch_sizes(batcher: MicroBatcher) -> list[int]:
+    """The number of items of every batch ``batcher`` sends from now on, in order."""
     sizes: list[int] = []
     send = batcher._send
 
@@ -208,6 +207,18 @@ async def test_a_batch_that_waits_for_the_budget_leaves_with_everything_that_arr
         await send(organization_id, items)
 
     batcher._send = recording_send  # type: ignore[method-assign]
+    return sizes
+
+
+async def test_a_batch_that_waits_for_the_budget_leaves_with_everything_that_arrived_meanwhile(
+    emulator: EmulatorHandle,
+) -> None:
+    org = Org(emulator)
+    customer = _customer(emulator, org)
+    # one batch request per 0.8 s window: the budget, not QuickBooks, is the constraint (issue 10's bulk)
+    qbo = _budgeted_client(emulator, org, batch_requests_per_window=1, window_s=0.8)
+    batcher = MicroBatcher(qbo, window_seconds=0.001, concurrency=1)
+    sizes = _batch_sizes(batcher)
 
     def create(n: int) -> asyncio.Task[Row]:
         body = _invoice_body(org, f"W-{n:02d}", customer)
@@ -237,20 +248,9 @@ async def test_past_the_burst_partial_batches_wait_to_fill_instead_of_spending_t
 
     async def run(burst_share: float, prefix: str) -> list[int]:
         # 10 batch requests per 2 s window: a pace of one batch per 0.2 s; a burst share of 10 % is one batch
-        qbo = QboClient(
-            QboClientSettings(base_url="http://qbo.test", batch_requests_per_window=10, window_s=2.0),
-            StaticTokenProvider({org.id: (org.realm, org.token)}),
-            transport=httpx.ASGITransport(app=emulator.app),
-        )
+        qbo = _budgeted_client(emulator, org, batch_requests_per_window=10, window_s=2.0)
         batcher = MicroBatcher(qbo, window_seconds=0.001, concurrency=1, burst_share=burst_share)
-        sizes: list[int] = []
-        send = batcher._send
-
-        async def recording_send(organization_id: uuid.UUID, items: list[Any]) -> None:
-            sizes.append(len(items))
-            await send(organization_id, items)
-
-        batcher._send = recording_send  # type: ignore[method-assign]
+        sizes = _batch_sizes(batcher)
         tasks = []
         try:
             for n in range(60):  # invoices arriving steadily, as a bulk's are prepared

@@ -21,6 +21,7 @@ from qbsync.contracts.batchly import CustomerPayload
 from qbsync.contracts.envelope import AnyEnvelope
 from qbsync.contracts.outbound import SyncCompleted, SyncCompletedPayload, SyncFailed, SyncFailedPayload, SyncWarning
 from qbsync.domain.customers import (
+    CustomerLink,
     converge_body,
     customer_body,
     decide,
@@ -169,7 +170,7 @@ class CustomerSync:
         org: UUID,
         customer: CustomerPayload,
         body: dict[str, Any],
-        found: Any,
+        found: tuple[CustomerLink, dict[str, Any] | None] | None,
         version: int,
         event_id: UUID,
         force: bool,

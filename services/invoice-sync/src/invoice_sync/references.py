@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from invoice_sync import store
 from invoice_sync.config import InvoiceSyncSettings
 from qbsync.contracts.batchly import DocumentLine
@@ -196,11 +198,8 @@ class References:
         One checkout instead of three (item links and SKUs, the customer's link, the organization's settings): every
         invoice asks all of them, and on SQLite each checkout costs round trips to the driver's thread.
         """
-        ordered = ordered_lines(lines)
         async with db.connect() as conn:
-            links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
-            wanted = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
-            skus = await store.get_item_skus(conn, organization_id, wanted)
+            links, skus = await _stored_items(conn, organization_id, ordered_lines(lines))
             customer = await store.get_customer_link(conn, organization_id, customer_id)
             settings = await get_organization(conn, organization_id)
         return Known(organization_id, customer_id, customer, links, skus, settings)
@@ -231,11 +230,8 @@ class References:
             links, by_sku = known.links, dict(known.skus)
         else:
             async with db.connect() as conn:
-                links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
-                wanted_here = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
-                by_sku = await store.get_item_skus(conn, organization_id, wanted_here)
-        wanted = sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
-        for sku in (s for s in wanted if s not in by_sku):
+                links, by_sku = await _stored_items(conn, organization_id, ordered)
+        for sku in (s for s in _skus_without_link(ordered, links) if s not in by_sku):
             found = await self._item_by_sku(db, organization_id, sku)
             if found is not None:
                 by_sku[sku] = found
@@ -286,3 +282,16 @@ class References:
             return found
 
         return await self._sku_lookups.get_or_load((organization_id, sku), load)
+
+
+def _skus_without_link(ordered: Sequence[DocumentLine], links: dict[UUID, store.ItemLink]) -> list[str]:
+    """The SKUs of lines whose Batchly item has no QuickBooks link: found by SKU instead."""
+    return sorted({line.sku for line in ordered if line.item_id not in links and line.sku})
+
+
+async def _stored_items(
+    conn: AsyncConnection, organization_id: UUID, ordered: Sequence[DocumentLine]
+) -> tuple[dict[UUID, store.ItemLink], dict[str, store.ItemLink]]:
+    """The item links of the lines, and what our table knows of the SKUs of those without one."""
+    links = await store.get_item_links(conn, organization_id, [line.item_id for line in ordered])
+    return links, await store.get_item_skus(conn, organization_id, _skus_without_link(ordered, links))
