@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from qbsync.observability.logging import RedactingFilter, redact, register_secret
 from qbsync.qbo import errors as qbo
@@ -89,6 +90,9 @@ def test_classification_decides_every_path() -> None:
         (qbo.QboTransportError("connection reset"), "transient"),
         (TimeoutError(), "transient"),
         (KeyError("bug"), "internal"),
+        (DBAPIError("SELECT 1", None, ConnectionResetError(), connection_invalidated=True), "transient"),
+        (OperationalError("SELECT 1", None, Exception("database is locked")), "transient"),
+        (IntegrityError("INSERT", None, Exception("duplicate key")), "internal"),
     ]
     for exc, expected in cases:
         assert classify(exc).error_class == expected, exc

@@ -113,6 +113,10 @@ class DatabaseSettings(_Section):
     #: PostgreSQL schema; unset means one schema per service named after it (``customer_sync``, ...).
     schema_name: str | None = None
     pool_size: int = Field(default=5, ge=1, le=100)
+    #: PostgreSQL: a pooled connection idle longer than this is pinged before use (and replaced if the server has
+    #: dropped it). One that was used more recently is not: a ping costs three round trips, and under load every
+    #: checkout would pay them. 0 pings on every checkout.
+    ping_after_idle_seconds: float = Field(default=5.0, ge=0)
     echo: bool = False
     #: Run pending migrations at start-up (the embedded default); production may run ``qbsync db upgrade`` instead.
     migrate_on_start: bool = True

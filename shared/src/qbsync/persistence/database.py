@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from qbsync.settings import DatabaseSettings
@@ -117,10 +119,36 @@ def _postgres_engine(url: URL, settings: DatabaseSettings, schema: str) -> Async
         url = url.set(drivername="postgresql+asyncpg")
     if url.drivername != "postgresql+asyncpg":
         raise ValueError("PostgreSQL URLs must use the asyncpg driver (postgresql+asyncpg://...)")
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.echo,
         pool_size=settings.pool_size,
-        pool_pre_ping=True,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"qbsync-{schema}"}},
     )
+    _ping_after_idle(engine, settings.ping_after_idle_seconds)
+    return engine
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection before use only if it sat idle longer than ``idle_seconds``.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout; on asyncpg that is BEGIN, a query and ROLLBACK — three
+    round trips, and a service checks a connection out several times per record. A connection the server dropped
+    while the service was busy (a restart, a failover) fails its next statement instead: SQLAlchemy sees the
+    disconnect and invalidates the pool (every older connection is replaced on its next checkout), and the failed
+    step is retried like any transient database error (in place for an outcome, through the ladder for a handler).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["qbsync_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("qbsync_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return  # new (just connected) or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the server dropped it: the pool connects afresh and checks out again
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
 from qbsync.qbo import errors as qbo
 
 __all__ = [
@@ -113,7 +115,18 @@ def classify(exc: BaseException) -> Classified:
         return Classified("transient" if exc.retryable else "permanent", code, message, None, name)
     if isinstance(exc, TimeoutError):
         return Classified("transient", "timeout", _clip(str(exc) or "handler timed out"), None, name)
+    if is_database_outage(exc):
+        return Classified("transient", "database_unavailable", _clip(f"{name}: {exc}"), None, name)
     return Classified("internal", "internal", _clip(f"{name}: {exc}"), None, name)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Database trouble that may pass (a dropped connection, a lock, the server gone) — never a constraint."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or type(exc).__name__ in ("OperationalError", "InterfaceError")
+    return False
 
 
 def is_laddered(error_class: ErrorClass) -> bool:

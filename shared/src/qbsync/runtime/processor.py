@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from qbsync.contracts.codec import DecodeError, decode_envelope
@@ -43,7 +43,7 @@ from qbsync.contracts.registry import EventSpec
 from qbsync.persistence.database import Database
 from qbsync.runtime import headers as h
 from qbsync.runtime import ledger, metrics, results
-from qbsync.runtime.errors import Classified, classify, is_laddered
+from qbsync.runtime.errors import Classified, classify, is_database_outage, is_laddered
 from qbsync.runtime.handlers import Completed, Deferred, HandlerContext, HandlerRegistry, Ignored, Outcome, Recorded
 from qbsync.runtime.kafka import OutboundRecord, Publisher, record_for
 from qbsync.runtime.partition import Prepared
@@ -720,11 +720,7 @@ _MALFORMED_HINT = (
 
 def _is_connectivity_error(exc: BaseException) -> bool:
     """Database trouble that may pass (connection lost, locked, server gone) — retried in place."""
-    if isinstance(exc, IntegrityError):
-        return False
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or type(exc).__name__ in ("OperationalError", "InterfaceError")
-    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+    return is_database_outage(exc) or isinstance(exc, OSError | ConnectionError | TimeoutError)
 
 
 def _readable_headers(raw: Sequence[tuple[str, bytes | None]] | None) -> h.Headers:
