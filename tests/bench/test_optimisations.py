@@ -48,11 +48,14 @@ def _line(number: int, sku: str) -> DocumentLine:
     )
 
 
-async def test_a_burst_of_invoices_looks_each_sku_up_in_quickbooks_once(emulator: EmulatorHandle, db: Database) -> None:
-    """60 invoices of one company in flight at once, three SKUs each, none known yet: three look-ups, not dozens.
+async def test_a_burst_of_invoices_looks_all_their_skus_up_in_quickbooks_in_one_query(
+    emulator: EmulatorHandle, db: Database
+) -> None:
+    """60 invoices of one company in flight at once, one to three SKUs each, none known yet: one look-up.
 
-    Before the fix a found SKU was dropped from the single-flight cache as soon as it was stored, so every invoice
-    that had read the (still empty) table before the row was stored asked QuickBooks again.
+    Before the first fix a found SKU was dropped from the single-flight cache as soon as it was stored, so every
+    invoice that had read the (still empty) table before the row was stored asked QuickBooks again (dozens of
+    look-ups); before the second, each SKU was one query, and an invoice asked for its SKUs one after the other.
     """
     from qbo_emulator.accounting import Accounting
     from qbo_emulator.context import WriteContext
@@ -77,13 +80,15 @@ async def test_a_burst_of_invoices_looks_each_sku_up_in_quickbooks_once(emulator
     )
     references = References(qbo, InvoiceSyncSettings())
     try:
-        lines = [_line(n + 1, sku) for n, sku in enumerate(SKUS)]
-        resolved = await asyncio.gather(*(references.item_ids(db, org, lines) for _ in range(60)))
+        documents = [SKUS[i % 3 :] for i in range(60)]  # all three, the last two, the last one
+        resolved = await asyncio.gather(
+            *(references.item_ids(db, org, [_line(n + 1, sku) for n, sku in enumerate(skus)]) for skus in documents)
+        )
     finally:
         await qbo.aclose()
 
-    assert resolved == [tuple(ids[sku] for sku in SKUS)] * 60
-    assert emulator.core.realm_stats(realm).as_dict()["by_operation"].get("query") == len(SKUS)
+    assert resolved == [tuple(ids[sku] for sku in skus) for skus in documents]
+    assert emulator.core.realm_stats(realm).as_dict()["by_operation"].get("query") == 1
     async with db.connect() as conn:
         stored = await store.get_item_skus(conn, org, list(SKUS))
     assert {sku: link.qbo_item_id for sku, link in stored.items()} == ids, "the table knows them from now on"

@@ -606,6 +606,61 @@ async def test_custom_transaction_numbers_off_fails_before_any_write(emulator: E
     assert _stats(emulator, org) == {"read": 1}, "one read of the Preferences, nothing written"
 
 
+async def test_look_ups_asked_together_are_one_query_matched_without_case_and_chunked(emulator: EmulatorHandle) -> None:
+    """What a new company's first invoices ask at once (SKUs, terms) costs one query per entity, not one per value."""
+    from invoice_sync.references import InLookup
+
+    org = Org(emulator)
+    qbo = _client(emulator, org)
+    terms = InLookup(qbo, "Term", "Name")
+    try:
+        names = ["Net 30", "net 15", "Due on receipt", "Net 99 (none)"]
+        found = await asyncio.gather(*(terms.row(org.id, name) for name in names))
+        assert [row["Name"] if row else None for row in found] == ["Net 30", "Net 15", "Due on receipt", None]
+        assert _stats(emulator, org).get("query") == 1, "four values, one query"
+        await terms.row(org.id, "Net 30")
+        assert _stats(emulator, org).get("query") == 2, "asked later: a query of its own (caching is the caller's)"
+        many = InLookup(qbo, "Item", "Sku")
+        skus = [f"NOPE-{n}" for n in range(InLookup.CHUNK + 1)]
+        assert await asyncio.gather(*(many.row(org.id, sku) for sku in skus)) == [None] * len(skus)
+        assert _stats(emulator, org).get("query") == 4, "51 values: two queries (QBO's query length)"
+    finally:
+        await qbo.aclose()
+
+
+async def test_a_failed_look_up_fails_every_caller_waiting_on_it_and_one_that_left_does_not_cancel_it() -> None:
+    from invoice_sync.references import InLookup
+
+    class Company:
+        def __init__(self) -> None:
+            self.queries: list[str] = []
+            self.release = asyncio.Event()
+
+        async def query_all(self, query: Any) -> AsyncIterator[dict[str, Any]]:
+            self.queries.append(str(query))
+            await self.release.wait()
+            if len(self.queries) == 1:
+                raise TransientError("QuickBooks is down")
+            yield {"Id": "9", "Sku": "A"}
+
+    company = Company()
+
+    class Qbo:
+        def company(self, _org: uuid.UUID) -> Company:
+            return company
+
+    lookup = InLookup(Qbo(), "Item", "Sku")  # type: ignore[arg-type]  # our own port, faked
+    org = uuid.uuid4()
+    first = [asyncio.create_task(lookup.row(org, sku)) for sku in ("A", "B", "C")]
+    await asyncio.sleep(0.05)
+    first[2].cancel()  # this caller gives up; the others still get the answer
+    company.release.set()
+    outcomes = await asyncio.gather(*first, return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == ["TransientError", "TransientError", "CancelledError"]
+    assert company.queries == ["SELECT * FROM Item WHERE Sku IN ('A', 'B', 'C') ORDERBY Id"]
+    assert await lookup.row(org, "A") == {"Id": "9", "Sku": "A"}, "the next ask queries again"
+
+
 # ---- links learnt from events ---------------------------------------------------------------------------------------
 async def test_customer_links_come_only_from_customer_sync_and_items_from_pull_sync(db: Database) -> None:
     from invoice_sync import links

@@ -11,6 +11,7 @@ for an invoice already synced answers ``unchanged`` with its QuickBooks id.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from invoice_sync import metrics, store
 from invoice_sync.deps import Deps
+from invoice_sync.references import Known
 from invoice_sync.voids import VoidSync
 from invoice_sync.writer import Claim, Conflict, Written, claim_in, write_once, writing
 from qbsync.contracts.batchly import InvoicePayload
@@ -177,7 +179,13 @@ class InvoiceSync:
         )
 
     async def prepare(self, db: Database, org: UUID, invoice: InvoicePayload) -> Prepared:
-        """Validation, company preferences, items, customer, term; permanent problems mark the invoice failed."""
+        """Validation, company preferences, items, customer, term; permanent problems mark the invoice failed.
+
+        The company's preferences, the items and the term are resolved side by side: for a company new to the
+        service each is a QuickBooks look-up, and one after the other they held its first batch back by several
+        round trips. A company-level problem (custom numbers off, currency) is still reported before an item's.
+        """
+        references = self.deps.references
         try:
             problems = validate_invoice(invoice, today=datetime.now(UTC).date())
             if problems:
@@ -187,28 +195,39 @@ class InvoiceSync:
                     field=problems[0].field,
                     hint=VALIDATION_HINT,
                 )
-            references = self.deps.references
-            await references.require_document_numbers(org, currency=invoice.currency)
-            known = await references.known(db, org, invoice.customer_id, invoice.lines)
-            item_ids = await references.item_ids(db, org, invoice.lines, known=known)
+            facts, items, term = await asyncio.gather(
+                references.require_document_numbers(org, currency=invoice.currency),
+                self._items(db, org, invoice),
+                references.term_id(org, invoice.terms) if invoice.terms else _no_term(),
+                return_exceptions=True,
+            )
+            for result in (facts, items):
+                if isinstance(result, BaseException):
+                    raise result
         except PermanentError as exc:
             await self._mark_failed(db, org, invoice.invoice_id, exc.message)
             raise
+        if isinstance(term, BaseException):
+            raise term
+        assert not isinstance(items, BaseException)
+        known, item_ids = items
         customer_id = await references.customer_id(db, org, invoice.customer_id, known=known)
         warnings: list[SyncWarning] = []
-        term_id = None
-        if invoice.terms:
-            term_id = await references.term_id(org, invoice.terms)
-            if term_id is None:
-                warnings.append(
-                    SyncWarning(
-                        code="unknown_terms",
-                        message=f"terms {invoice.terms!r} do not exist in QuickBooks; the invoice carries Batchly's "
-                        "due date without a QuickBooks term",
-                    )
+        if invoice.terms and term is None:
+            warnings.append(
+                SyncWarning(
+                    code="unknown_terms",
+                    message=f"terms {invoice.terms!r} do not exist in QuickBooks; the invoice carries Batchly's "
+                    "due date without a QuickBooks term",
                 )
-        refs = DocumentRefs(customer_id, item_ids, term_id)
+            )
+        refs = DocumentRefs(customer_id, item_ids, term)
         return Prepared(invoice, refs, invoice_body(invoice, refs), known.settings, tuple(warnings))
+
+    async def _items(self, db: Database, org: UUID, invoice: InvoicePayload) -> tuple[Known, tuple[str, ...]]:
+        references = self.deps.references
+        known = await references.known(db, org, invoice.customer_id, invoice.lines)
+        return known, await references.item_ids(db, org, invoice.lines, known=known)
 
     async def organization(self, db: Database, org: UUID) -> OrganizationSettings:
         async with db.connect() as conn:
@@ -387,3 +406,7 @@ class InvoiceSync:
     async def _mark_failed(self, db: Database, org: UUID, invoice_id: UUID, message: str) -> None:
         async with db.transaction() as conn:
             await store.mark_failed(conn, org, "invoice", invoice_id, error=message, now=datetime.now(UTC))
+
+
+async def _no_term() -> None:
+    return None
