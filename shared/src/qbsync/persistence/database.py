@@ -54,6 +54,9 @@ class Database:
         self.schema = schema
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # PostgreSQL reads run outside a transaction: under READ COMMITTED (the default) every statement takes its
+        # own snapshot either way, so BEGIN and ROLLBACK around a read are two round trips that change nothing.
+        self._reader = engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     async def open(cls, service: str, settings: DatabaseSettings) -> Database:
@@ -85,8 +88,8 @@ class Database:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A read connection (autocommit-free; do not write through it)."""
-        async with self.engine.connect() as conn:
+        """A read connection: never write through it (on PostgreSQL each statement would commit on its own)."""
+        async with self._reader.connect() as conn:
             yield conn
 
     async def ping(self) -> None:
