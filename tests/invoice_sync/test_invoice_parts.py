@@ -481,6 +481,57 @@ async def test_a_claim_taken_while_remembering_gives_its_intent_back_if_the_atte
     assert after.uncertain is True
 
 
+async def test_copies_remembering_and_claiming_one_invoice_at_once_let_exactly_one_win_on_either_database(
+    database_settings: DatabaseSettings,
+) -> None:
+    """``InvoiceSync.remember`` reads the row once (``RETURNING``) and claims it without reading it again: sound on
+    SQLite because write transactions are serialised, on PostgreSQL because remembering locks the row. Eight copies
+    of one invoice (newer and older snapshots) race: one claim, and the row it holds is the one stored."""
+    from invoice_sync.invoices import InvoiceSync
+    from tests.integration.harness import open_database
+    from tests.invoice_sync.test_invoice_domain import _invoice
+
+    db = await open_database(
+        "invoice-sync", database_settings, branches=("runtime", "invoice_sync"), locations=(store.MIGRATIONS,)
+    )
+    sync = InvoiceSync(None, None)  # type: ignore[arg-type]  # remember needs neither QuickBooks nor voids
+    invoice, org = _invoice(), uuid.uuid4()
+    events = [uuid.uuid4() for _ in range(8)]
+
+    async def race(version: int) -> list[tuple[store.Document, Claim | None]]:
+        return await asyncio.gather(
+            *(
+                sync.remember(db, org, invoice, version + n % 3, claim_for=event, lease=timedelta(seconds=30))
+                for n, event in enumerate(events)
+            )
+        )
+
+    try:
+        first = [claim for _, claim in await race(1) if claim is not None]
+        assert len(first) == 1
+        assert first[0].uncertain is False, "nothing was written before: the winner creates without looking"
+        async with writing(db, first[0].document, event_id=events[0], lease=timedelta(seconds=30), claimed=first[0]):
+            first[0].writes()  # it may have written, then ended: its intent stays
+        results = await race(4)
+        stored = await _document(db, org, invoice.invoice_id)
+        async with db.connect() as conn:
+            holder = (
+                await conn.execute(
+                    select(store.documents.c.writing_claim).where(store.documents.c.document_id == invoice.invoice_id)
+                )
+            ).scalar_one()
+    finally:
+        await db.close()
+    claims = [claim for _, claim in results if claim is not None]
+    assert len(claims) == 1, "one copy holds the claim"
+    (won,) = claims
+    assert won.uncertain is True, "the winner saw the intent an earlier attempt left, and will look before it writes"
+    assert holder == won.claim_id
+    assert stored.intent_event_id == won.document.intent_event_id
+    assert stored.entity_version == 6, "the newest snapshot is kept"
+    assert all(document.document_id == invoice.invoice_id for document, _ in results)
+
+
 async def test_a_second_copy_of_an_event_waits_for_the_first_and_finds_its_work_done(db: Database) -> None:
     org, invoice, event = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)

@@ -140,7 +140,7 @@ class InvoiceSync:
         now = datetime.now(UTC)
         claim: Claim | None = None
         async with db.transaction() as conn:
-            await store.remember_document(
+            written = await store.remember_document(
                 conn,
                 organization_id=org,
                 kind="invoice",
@@ -153,12 +153,12 @@ class InvoiceSync:
                 number_seq=parts.sequence if parts else None,
                 customer_id=invoice.customer_id,
             )
-            document = await store.get_document(conn, org, "invoice", invoice.invoice_id)
+            document = written or await store.get_document(conn, org, "invoice", invoice.invoice_id)
             assert document is not None, "just remembered"
             if claim_for is not None and lease is not None and not document.synced:
-                claim = await claim_in(
-                    conn, document, event_id=claim_for, lease=lease, now=now, current=db.serialises_writes
-                )
+                # The row is current: SQLite serialises write transactions, and on PostgreSQL remembering it locked
+                # the row for this transaction (see store.remember_document), so the claim need not read it again.
+                claim = await claim_in(conn, document, event_id=claim_for, lease=lease, now=now, current=True)
         return document, claim
 
     async def already_synced(self, db: Database, document: store.Document, event_id: UUID) -> Synced:

@@ -366,8 +366,14 @@ async def remember_document(
     number_prefix: str | None = None,
     number_seq: int | None = None,
     customer_id: UUID | None = None,
-) -> None:
-    """Record a document the first time it is seen; a newer snapshot replaces the payload until it is synced."""
+) -> Document | None:
+    """Record a document the first time it is seen; a newer snapshot replaces the payload until it is synced.
+
+    Returns the row as written (``RETURNING``: one statement instead of an insert and a read), or ``None`` when an
+    existing row was left as it was (an older or equal snapshot, or already synced) — read it with
+    :func:`get_document`. Either way, on PostgreSQL the row is now locked by the caller's transaction (``ON CONFLICT
+    DO UPDATE`` locks the conflicting row even when its ``WHERE`` leaves it unchanged), so what the transaction reads
+    of it next is current until it commits."""
     values = {
         "number": number,
         "number_prefix": number_prefix,
@@ -386,13 +392,15 @@ async def remember_document(
         created_at=now,
         **values,
     )
-    await conn.execute(
+    written = await conn.execute(
         statement.on_conflict_do_update(
             index_elements=[documents.c.organization_id, documents.c.kind, documents.c.document_id],
             set_=values,
             where=(documents.c.entity_version < entity_version) & (documents.c.status != "synced"),
-        )
+        ).returning(*documents.c)
     )
+    row = written.first()
+    return None if row is None else _document(row)
 
 
 async def get_document(conn: AsyncConnection, organization_id: UUID, kind: str, document_id: UUID) -> Document | None:

@@ -101,8 +101,8 @@ async def claim_in(
     """Try to claim ``document`` inside the caller's transaction; None while another attempt holds it.
 
     ``document`` is the row as read in the same transaction: its intent is what a release before any write puts back.
-    ``current``: nothing else can have changed the row since it was read (write transactions are serialised), so it
-    is not read again.
+    ``current``: nothing else can have changed the row since it was read in this transaction (write transactions are
+    serialised, or the transaction already holds the row's lock), so it is not read again.
     """
     claim = uuid.uuid4()
     won, previous = await store.claim_write(
