@@ -6,6 +6,8 @@ The server drops a pooled connection (``pg_terminate_backend``: what a restart o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import text
@@ -38,33 +40,34 @@ async def _terminate(admin: Database, pid: int) -> None:
     raise AssertionError(f"backend {pid} still alive")
 
 
-def _settings(base: DatabaseSettings, idle: float) -> DatabaseSettings:
-    return base.model_copy(update={"ping_after_idle_seconds": idle, "pool_size": 2})
-
-
-async def test_a_connection_dropped_while_idle_is_replaced_before_anyone_uses_it(
-    postgres_database_settings: DatabaseSettings,
-) -> None:
-    db = await Database.open("pool-idle", _settings(postgres_database_settings, 0.3))
-    admin = await Database.open("pool-admin", postgres_database_settings)
+@asynccontextmanager
+async def _pool_and_admin(base: DatabaseSettings, *, idle: float) -> AsyncIterator[tuple[Database, int, Database]]:
+    """A service's pool pinging after ``idle`` seconds, the backend of the connection it just used, and a second
+    engine to drop backends from."""
+    settings = base.model_copy(update={"ping_after_idle_seconds": idle, "pool_size": 2})
+    db = await Database.open("pool-under-test", settings)
+    admin = await Database.open("pool-admin", base)
     try:
-        pid = await _backend_pid(db)
-        await _terminate(admin, pid)
-        await asyncio.sleep(0.4)  # idle past the threshold: pinged on checkout
-        for _ in range(3):
-            assert await _backend_pid(db) != pid  # no error reaches the caller
+        yield db, await _backend_pid(db), admin
     finally:
         await db.close()
         await admin.close()
 
 
+async def test_a_connection_dropped_while_idle_is_replaced_before_anyone_uses_it(
+    postgres_database_settings: DatabaseSettings,
+) -> None:
+    async with _pool_and_admin(postgres_database_settings, idle=0.3) as (db, pid, admin):
+        await _terminate(admin, pid)
+        await asyncio.sleep(0.4)  # idle past the threshold: pinged on checkout
+        for _ in range(3):
+            assert await _backend_pid(db) != pid  # no error reaches the caller
+
+
 async def test_a_busy_connection_is_not_pinged_and_a_drop_costs_one_failed_statement_then_the_pool_heals(
     postgres_database_settings: DatabaseSettings,
 ) -> None:
-    db = await Database.open("pool-busy", _settings(postgres_database_settings, 3600.0))
-    admin = await Database.open("pool-admin", postgres_database_settings)
-    try:
-        pid = await _backend_pid(db)
+    async with _pool_and_admin(postgres_database_settings, idle=3600.0) as (db, pid, admin):
         await _terminate(admin, pid)
         # Not pinged (used a moment ago): the dropped connection is handed out and its statement fails, marked as
         # a disconnect (what the runtime retries) — proof that checkouts of busy connections cost no round trips.
@@ -75,6 +78,3 @@ async def test_a_busy_connection_is_not_pinged_and_a_drop_costs_one_failed_state
         # SQLAlchemy invalidated the pool on that disconnect: every later checkout works.
         pids = {await _backend_pid(db) for _ in range(4)}
         assert pid not in pids
-    finally:
-        await db.close()
-        await admin.close()

@@ -105,15 +105,15 @@ class InLookup:
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def row(self, organization_id: UUID, value: str) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
         waiting = self._pending.get(organization_id)
-        if waiting is None:
+        if waiting is None:  # the first value of a new window: the query leaves when the window closes
             waiting = self._pending[organization_id] = {}
-            loop = asyncio.get_running_loop()
             loop.call_later(self.window_s, self._start_flush, organization_id)
         future = waiting.get(value)
         if future is None:
-            future = waiting[value] = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(future)
+            future = waiting[value] = loop.create_future()
+        return await asyncio.shield(future)  # a caller that gives up does not cancel the others' answer
 
     def _start_flush(self, organization_id: UUID) -> None:
         task = asyncio.ensure_future(self._flush(organization_id, self._pending.pop(organization_id, {})))
